@@ -1,0 +1,166 @@
+"""What crosses the sandbox boundary: requests, results, and how a worker's report becomes a result.
+
+Everything that comes back from a worker is untrusted bytes: a program may have written to its
+result channel, exited early, or crashed. `interpret` is the one place that turns a report into a
+verdict, and it accepts an `ok` only for a single well-formed message carrying a canonical
+plain-data repr within the size limit, from a child that then exited normally.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from azr.executor.literals import is_canonical
+
+SETUP_FAILED = 113
+"""Exit code of a sandboxed child that could not confine itself; it never ran the program."""
+
+
+class ExecStatus(str, Enum):
+    """How a request ended. A closed set: metrics and verdicts switch on it."""
+
+    OK = "ok"
+    """`f` returned plain data; `output` holds its canonical repr."""
+    ERROR = "error"
+    """The program raised, exited, crashed, or broke a sandbox rule (too much stdout...)."""
+    TIMEOUT = "timeout"
+    """Wall-clock or CPU time limit reached; the whole process group was killed."""
+    MEMORY = "memory"
+    """The address-space limit was reached (MemoryError)."""
+    INVALID_INPUT = "invalid_input"
+    """The input is not a literal argument list; nothing was run."""
+    INVALID_OUTPUT = "invalid_output"
+    """`f` returned something that is not plain data, too deep, or too long."""
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """Run `program` (Python source defining `f`) on `input` (a literal argument list)."""
+
+    program: str
+    input: str
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The verdict on one request."""
+
+    status: ExecStatus
+    output: str | None
+    """Canonical repr of the returned value when status is ok, else None."""
+    error: str
+    """Short description of what went wrong; empty when ok."""
+    seconds: float
+    """Wall-clock time of the program's process (0 when nothing ran)."""
+    stdout: str = ""
+    """What the program printed (stdout and stderr, capped); for debugging only."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ExecStatus.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "output": self.output,
+            "error": self.error,
+            "seconds": self.seconds,
+        }
+
+
+def failed(status: ExecStatus, error: str, seconds: float = 0.0, stdout: str = "") -> ExecResult:
+    return ExecResult(status, None, clean_text(error), seconds, clean_text(stdout))
+
+
+def clean_text(text: str, limit: int = 2000) -> str:
+    """`text` capped and made safe to print and to write as strict JSON (no lone surrogates)."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_CHILD_STATUSES = {"ok", "error", "memory", "invalid_input", "invalid_output"}
+_REPORT_KEYS = {"frame", "returncode", "killed", "stdout", "seconds"}
+
+
+class MalformedReport(ValueError):
+    """The worker itself sent something it never would: the worker is not to be trusted."""
+
+
+def interpret(report: Any, *, timeout: float, max_output_chars: int, max_stdout_bytes: int) -> ExecResult:
+    """The verdict on one request from the worker's report of it.
+
+    Raises MalformedReport if the report is not of the worker's own form.
+    """
+    if not (isinstance(report, dict) and set(report) == _REPORT_KEYS):
+        raise MalformedReport(f"unexpected report: {str(report)[:200]}")
+    frame, returncode, killed = report["frame"], report["returncode"], report["killed"]
+    stdout, seconds = report["stdout"], report["seconds"]
+    if not (
+        (frame is None or isinstance(frame, str))
+        and isinstance(returncode, int)
+        and killed in (None, "timeout", "stdout", "frame")
+        and isinstance(stdout, str)
+        and isinstance(seconds, (int, float))
+    ):
+        raise MalformedReport(f"unexpected report: {str(report)[:200]}")
+    seconds = float(seconds)
+
+    def error(text: str, status: ExecStatus = ExecStatus.ERROR) -> ExecResult:
+        return failed(status, text, seconds, stdout)
+
+    if killed == "timeout":
+        return error(f"timed out after {timeout:g} s", ExecStatus.TIMEOUT)
+    if killed == "stdout":
+        return error(f"printed more than {max_stdout_bytes} bytes")
+    if killed == "frame":
+        return error("wrote an oversized message to the result channel")
+    if returncode == -signal.SIGXCPU:
+        return error("exceeded its CPU time limit", ExecStatus.TIMEOUT)
+    if returncode == SETUP_FAILED and (frame or "").startswith("sandbox setup failed"):
+        return error(frame or "sandbox setup failed")
+    if returncode < 0:
+        name = _signal_name(-returncode)
+        hint = " (killed from outside, or out of memory)" if returncode == -signal.SIGKILL else ""
+        return error(f"crashed with {name}{hint}")
+    if returncode != 0:
+        return error(f"exited with code {returncode} before returning")
+    if not frame:
+        return error("exited before returning (sys.exit or os._exit)")
+    message = _parse_frame(frame)
+    if message is None:
+        return error("malformed result message (did the program write to the result channel?)")
+    status = ExecStatus(message["status"])
+    if status is not ExecStatus.OK:
+        return error(message["error"] or status.value, status)
+    if not is_canonical(message["output"], max_output_chars):
+        return error("result is not a canonical plain-data repr (did the program forge it?)")
+    return ExecResult(ExecStatus.OK, message["output"], "", seconds, clean_text(stdout))
+
+
+def _parse_frame(frame: str) -> dict | None:
+    """The child's one JSON message, or None if it is anything else."""
+    try:
+        message = json.loads(frame)
+    except (ValueError, RecursionError):
+        return None
+    if not (
+        isinstance(message, dict)
+        and set(message) == {"status", "output", "error"}
+        and message["status"] in _CHILD_STATUSES
+        and isinstance(message["error"], str)
+    ):
+        return None
+    ok = message["status"] == "ok"
+    if ok != isinstance(message["output"], str) or (not ok and message["output"] is not None):
+        return None
+    return message
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

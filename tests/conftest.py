@@ -1,0 +1,30 @@
+import pytest
+
+from azr.executor import Executor, ExecutorConfig
+from azr.executor.sandbox import find_bwrap
+
+TEST_LIMITS = {"timeout": 2.0, "memory_mb": 256, "max_stdout_bytes": 10_000}
+
+
+def bwrap_works() -> bool:
+    if find_bwrap() is None:
+        return False
+    try:
+        with Executor(ExecutorConfig(isolation="bwrap", workers=1)) as executor:
+            return executor.run("def f():\n    return 1", "").ok
+    except Exception:
+        return False
+
+
+BWRAP = bwrap_works()
+
+requires_bwrap = pytest.mark.skipif(not BWRAP, reason="bubblewrap cannot run here")
+
+
+@pytest.fixture(scope="module", params=["bwrap", "none"])
+def executor(request):
+    """An executor per isolation; the bwrap one is skipped where bubblewrap cannot run."""
+    if request.param == "bwrap" and not BWRAP:
+        pytest.skip("bubblewrap cannot run here")
+    with Executor(ExecutorConfig(isolation=request.param, **TEST_LIMITS)) as executor:
+        yield executor
