@@ -10,8 +10,15 @@ from azr.executor.protocol import SETUP_FAILED, ExecStatus, MalformedReport, int
 LIMITS = {"timeout": 2.0, "max_output_chars": 50, "max_stdout_bytes": 100}
 
 
-def report(frame=None, returncode=0, killed=None, stdout="", seconds=0.01):
-    return {"frame": frame, "returncode": returncode, "killed": killed, "stdout": stdout, "seconds": seconds}
+def report(frame=None, returncode=0, killed=None, stdout="", seconds=0.01, retiring=False):
+    return {
+        "frame": frame,
+        "returncode": returncode,
+        "killed": killed,
+        "stdout": stdout,
+        "seconds": seconds,
+        "retiring": retiring,
+    }
 
 
 def message(status="ok", output="1", error=""):
@@ -60,7 +67,8 @@ def test_ok():
         ({"frame": message("error", None, "ValueError: no")}, ExecStatus.ERROR, "ValueError: no"),
         ({"frame": message("memory", None, "MemoryError")}, ExecStatus.MEMORY, "MemoryError"),
         ({"frame": message("invalid_output", None, "x")}, ExecStatus.INVALID_OUTPUT, "x"),
-        ({"frame": message("invalid_input", None, "bad")}, ExecStatus.INVALID_INPUT, "bad"),
+        # the caller checked the input before sending it: a child saying otherwise is forging
+        ({"frame": message("invalid_input", None, "bad")}, ExecStatus.ERROR, "malformed"),
     ],
 )
 def test_failures(kwargs, status, error):
@@ -72,6 +80,12 @@ def test_failures(kwargs, status, error):
 
 def test_killed_wins_over_a_frame():
     assert verdict(killed="timeout", frame=message()).status is ExecStatus.TIMEOUT
+
+
+def test_control_characters_are_escaped():
+    result = verdict(frame=message("error", None, "\x1b[2Jfake\rline\x00"), stdout="ok\n\x1b]0;title\x07\tdone")
+    assert result.error == "\\x1b[2Jfake\\rline\\x00"
+    assert result.stdout == "ok\n\\x1b]0;title\\x07\tdone"
 
 
 def test_text_is_made_json_safe():
@@ -93,6 +107,7 @@ def test_text_is_made_json_safe():
         report(stdout=None),
         report(seconds="1"),
         report(frame=1),
+        report(retiring=None),
     ],
 )
 def test_malformed_reports_raise(bad):

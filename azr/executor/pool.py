@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -13,13 +14,22 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from azr.executor import literals, sandbox, seccomp
-from azr.executor.protocol import ExecRequest, ExecResult, ExecStatus, MalformedReport, failed, interpret
+from azr.executor.protocol import (
+    SETUP_FAILED,
+    ExecRequest,
+    ExecResult,
+    ExecStatus,
+    MalformedReport,
+    failed,
+    interpret,
+)
+from azr.executor.worker import empty_directories
 
 log = logging.getLogger("azr.executor")
 
@@ -28,6 +38,9 @@ _REPLY_GRACE = 5.0
 """Seconds past the program's timeout before a silent worker is presumed hung and replaced."""
 _START_TIMEOUT = 60.0
 _MAX_REPLY_BYTES = 8 * 2**20
+_SEND_TIMEOUT = 10.0
+_MAX_GROUPS = 2
+"""Worker groups (one per hash seed) kept running; a determinism check needs two."""
 
 
 class ExecutorError(RuntimeError):
@@ -60,7 +73,7 @@ class ExecutorConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.timeout > 0, "timeout must be > 0 seconds"),
+            (0 < self.timeout <= 3600, "timeout must be > 0 and <= 3600 seconds"),
             (self.memory_mb >= 64, "memory_mb must be >= 64 (the interpreter alone needs ~30)"),
             (self.max_output_chars > 0, "max_output_chars must be > 0"),
             (self.max_input_chars > 0, "max_input_chars must be > 0"),
@@ -95,7 +108,7 @@ class Executor:
         self.config = config or ExecutorConfig()
         self._isolation: str | None = None
         self._bwrap: str | None = None
-        self._groups: dict[int, list[_Worker]] = {}
+        self._groups: OrderedDict[int, list[_Worker]] = OrderedDict()
         self._lock = threading.Lock()
         self._scratch: str | None = None
         self._closed = False
@@ -211,18 +224,26 @@ class Executor:
         scratch = tempfile.mkdtemp(prefix=f"{hash_seed}-{slot}-", dir=self._scratch)
         return sandbox.plain_launch(scratch, hash_seed, self._settings())
 
+    def _start_worker(self, hash_seed: int, slot: int) -> _Worker:
+        launch = self._launch(hash_seed, slot)
+        return _Worker(launch, slot, scratch=None if self._isolation == "bwrap" else launch.scratch)
+
     def _workers(self, hash_seed: int) -> list[_Worker]:
         """The worker group for `hash_seed`, started (and the isolation resolved) if needed."""
         if self._closed:
             raise ExecutorError("the executor is closed")
         group = self._groups.get(hash_seed)
-        if group is not None:
-            return group
-        if self._isolation is None:
-            self._resolve_isolation(hash_seed)
+        if group is None:
+            if self._isolation is None:
+                self._resolve_isolation(hash_seed)
+            else:
+                self._start_group(hash_seed)
             group = self._groups[hash_seed]
-        else:
-            group = self._start_group(hash_seed)
+        self._groups.move_to_end(hash_seed)
+        while len(self._groups) > _MAX_GROUPS:  # e.g. a new hash seed every step: stop the oldest
+            _, old = self._groups.popitem(last=False)
+            for worker in old:
+                worker.stop()
         return group
 
     def _resolve_isolation(self, hash_seed: int) -> None:
@@ -243,6 +264,16 @@ class Executor:
             if wanted == "bwrap":
                 self._isolation = None
                 raise ExecutorError(f"isolation=bwrap is not available here: {reason}")
+        if os.geteuid() != 0:
+            # Without namespaces a non-root child keeps the caller's uid: it could read and write
+            # the user's files and the caller's memory through /proc. No layer here prevents that.
+            self._isolation = None
+            raise ExecutorError(
+                (f"bubblewrap cannot run here ({reason}); " if reason else "")
+                + "isolation=none is refused for a non-root user: programs would run as you, able to "
+                "read and write your files and the caller's memory. Make bubblewrap work (it needs "
+                "unprivileged user namespaces), or run as root in a disposable container."
+            )
         if wanted == "auto" and not _warned_fallback:
             _warned_fallback = True
             log.warning(
@@ -258,7 +289,7 @@ class Executor:
         workers: list[_Worker] = []
         try:
             for slot in range(self.config.worker_count):
-                workers.append(_Worker(self._launch(hash_seed, slot), slot))
+                workers.append(self._start_worker(hash_seed, slot))
             for worker in workers:
                 worker.wait_ready()
         except ExecutorError:
@@ -270,7 +301,7 @@ class Executor:
 
     def _replace(self, group: list[_Worker], worker: _Worker, hash_seed: int) -> _Worker:
         worker.stop()
-        fresh = _Worker(self._launch(hash_seed, worker.slot), worker.slot)
+        fresh = self._start_worker(hash_seed, worker.slot)
         fresh.wait_ready()
         group[group.index(worker)] = fresh
         return fresh
@@ -324,6 +355,11 @@ class Executor:
                             log.error("sandbox worker %d misbehaved: %s", worker.slot, error)
                             result = failed(ExecStatus.ERROR, "the sandbox worker misbehaved; restarted")
                             worker.broken = True
+                        else:
+                            # A worker that could not clean up, or whose child could not confine
+                            # itself, is not trusted with another request.
+                            if report["retiring"] or report["returncode"] == SETUP_FAILED:
+                                worker.broken = True
                     results[index] = result
                     selector.unregister(worker.stdout)
                     del busy[worker]
@@ -358,8 +394,10 @@ class _WorkerGone(Exception):
 class _Worker:
     """One sandbox worker process and its line-based pipes."""
 
-    def __init__(self, launch: sandbox.WorkerLaunch, slot: int) -> None:
+    def __init__(self, launch: sandbox.WorkerLaunch, slot: int, scratch: str | None = None) -> None:
         self.slot = slot
+        self.scratch = scratch
+        """Isolation `none`: the host directory this worker's children write in, removed in stop()."""
         self.broken = False
         self.info: dict[str, Any] = {}
         self._buffer = b""
@@ -377,7 +415,9 @@ class _Worker:
         except OSError as error:
             raise ExecutorError(f"cannot start a sandbox worker: {error}") from None
         self.stdout = self.process.stdout.fileno()  # type: ignore[union-attr]
+        self.stdin = self.process.stdin.fileno()  # type: ignore[union-attr]
         os.set_blocking(self.stdout, False)
+        os.set_blocking(self.stdin, False)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT
@@ -403,9 +443,18 @@ class _Worker:
         self.info = message
 
     def send(self, message: dict) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps(message) + "\n").encode())
-        self.process.stdin.flush()
+        """Write one request; OSError if the worker is gone or does not read it in time."""
+        data = (json.dumps(message) + "\n").encode()
+        deadline = time.monotonic() + _SEND_TIMEOUT
+        while data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [self.stdin], [], remaining)[1]:
+                self.broken = True
+                raise OSError("the sandbox worker does not read its requests")
+            try:
+                data = data[os.write(self.stdin, data) :]
+            except BlockingIOError:
+                continue
 
     def receive(self) -> Any:
         """The next message if a whole line has arrived, else None. Raises _WorkerGone on EOF."""
@@ -449,3 +498,6 @@ class _Worker:
         for stream in (self.process.stdin, self.process.stdout, self._stderr):
             with contextlib.suppress(OSError, AttributeError):
                 stream.close()  # type: ignore[union-attr]
+        if self.scratch is not None and empty_directories([self.scratch]):
+            with contextlib.suppress(OSError):
+                os.rmdir(self.scratch)

@@ -77,12 +77,18 @@ def failed(status: ExecStatus, error: str, seconds: float = 0.0, stdout: str = "
 
 
 def clean_text(text: str, limit: int = 2000) -> str:
-    """`text` capped and made safe to print and to write as strict JSON (no lone surrogates)."""
-    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    """`text` capped and made safe to print and to write as strict JSON: control characters other
+    than newline and tab (terminal escapes, fake log lines) and lone surrogates are escaped."""
+    text = text[:limit]
+    if text.replace("\n", "").replace("\t", "").isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
-_CHILD_STATUSES = {"ok", "error", "memory", "invalid_input", "invalid_output"}
-_REPORT_KEYS = {"frame", "returncode", "killed", "stdout", "seconds"}
+# Not invalid_input: the caller checked the input before sending it, so a child claiming otherwise
+# is a program writing to its result channel to shift the blame.
+_CHILD_STATUSES = {"ok", "error", "memory", "invalid_output"}
+_REPORT_KEYS = {"frame", "returncode", "killed", "stdout", "seconds", "retiring"}
 
 
 class MalformedReport(ValueError):
@@ -104,6 +110,7 @@ def interpret(report: Any, *, timeout: float, max_output_chars: int, max_stdout_
         and killed in (None, "timeout", "stdout", "frame")
         and isinstance(stdout, str)
         and isinstance(seconds, (int, float))
+        and isinstance(report["retiring"], bool)
     ):
         raise MalformedReport(f"unexpected report: {str(report)[:200]}")
     seconds = float(seconds)

@@ -66,6 +66,8 @@ class WorkerLaunch:
 
     argv: list[str]
     env: dict[str, str]
+    scratch: str | None = None
+    """Isolation `none`: the host directory where the children's private directories are made."""
 
 
 def _python() -> str:
@@ -86,7 +88,7 @@ def _worker_argv(package_root: str, settings: dict, scratch: str, wipe: list[str
 def plain_launch(scratch: str, hash_seed: int, settings: dict) -> WorkerLaunch:
     """A worker without namespaces (isolation `none`): rlimits, uid drop and seccomp only."""
     argv = _worker_argv(os.path.dirname(_package_dir()), settings, scratch, [scratch])
-    return WorkerLaunch(argv, _environment(hash_seed))
+    return WorkerLaunch(argv, _environment(hash_seed), scratch)
 
 
 def bwrap_launch(bwrap: str, hash_seed: int, settings: dict) -> WorkerLaunch:
@@ -122,11 +124,13 @@ def bwrap_launch(bwrap: str, hash_seed: int, settings: dict) -> WorkerLaunch:
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", path, path]
     argv += ["--ro-bind", _package_dir(), f"{SANDBOX_PACKAGE_ROOT}/azr"]
-    argv += ["--dev", "/dev"]
+    # A minimal /dev, read-only: unprivileged, its tmpfs (and /dev/shm in it) would belong to the
+    # user, writable and unsized.
+    argv += ["--dev", "/dev", "--remount-ro", "/dev"]
     if _bwrap_supports(bwrap, "--size"):
         argv += ["--size", str(TMPFS_BYTES)]
     argv += ["--tmpfs", "/tmp", "--chdir", "/"]
-    argv += _worker_argv(SANDBOX_PACKAGE_ROOT, settings, "/tmp", ["/tmp", "/dev/shm"])
+    argv += _worker_argv(SANDBOX_PACKAGE_ROOT, settings, "/tmp", ["/tmp"])
     # bwrap itself gets a scrubbed environment too; it sets the worker's with --setenv.
     return WorkerLaunch(argv, {"PATH": "/usr/bin:/bin"})
 

@@ -1,16 +1,19 @@
-"""A seccomp-bpf filter that takes processes, sockets and signals to others away from a child.
+"""A seccomp-bpf filter that takes processes, sockets, other processes and shared memory away from a child.
 
-Installed by the sandboxed child on itself, after it has dropped privileges and before it runs
-the program; it cannot be removed afterwards, and no_new_privs is set with it. It is a deny
-list: ordinary computation is untouched, the system calls below fail with EPERM.
+Installed by the sandboxed child on itself, after it has dropped privileges and before it reads its
+request; it cannot be removed afterwards, and no_new_privs is set with it. It is a deny list:
+ordinary computation is untouched, the calls below fail with EPERM.
 
 - new processes and threads: clone, fork, vfork, and clone3 (which fails with ENOSYS: its flags
   sit behind a pointer a filter cannot read, and ENOSYS makes libc fall back to clone);
   RLIMIT_NPROC=0 says the same a second way;
 - running another executable: execve, execveat;
 - sockets of every family, and io_uring, which can open sockets without the socket call;
-- signals to any process but the child itself (kill, tkill, tgkill, pidfd_*), and reading or
-  writing other processes (ptrace, process_vm_*);
+- other processes: signals (kill, tkill, tgkill, rt_(tg)sigqueueinfo) and limits or scheduling
+  (prlimit64, sched_set*) unless aimed at the child itself; fcntl F_SETOWN/F_SETSIG and the ioctls
+  that make the kernel signal someone else; ptrace, process_vm_*, pidfd_*, setpriority...;
+- memory that escapes RLIMIT_AS and outlives the process: System V shared memory, semaphores and
+  message queues, POSIX message queues, memfd; special files (mknod);
 - new namespaces, mounts, and rarely needed kernel surfaces (bpf, perf_event_open, userfaultfd,
   keyrings).
 
@@ -49,39 +52,55 @@ _SECCOMP_MODE_FILTER = 2
 
 _X32_SYSCALL_BIT = 0x40000000
 
-# System call numbers, from the kernel's unistd headers.
-_ARCHES = {
-    "x86_64": {
-        "audit_arch": 0xC000003E,
-        "deny": {
-            "clone": 56, "fork": 57, "vfork": 58, "execve": 59, "execveat": 322,
-            "socket": 41, "socketpair": 53,
-            "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-            "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438,
-            "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
-            "unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155,
-            "chroot": 161, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsmount": 432,
-            "bpf": 321, "perf_event_open": 298, "userfaultfd": 323,
-            "add_key": 248, "request_key": 249, "keyctl": 250,
-        },
-        "clone3": 435, "kill": 62, "tkill": 200, "tgkill": 234,
-    },
-    "aarch64": {
-        "audit_arch": 0xC00000B7,
-        "deny": {
-            "clone": 220, "execve": 221, "execveat": 281,
-            "socket": 198, "socketpair": 199,
-            "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-            "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438,
-            "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
-            "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41,
-            "chroot": 51, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsmount": 432,
-            "bpf": 280, "perf_event_open": 241, "userfaultfd": 282,
-            "add_key": 217, "request_key": 218, "keyctl": 219,
-        },
-        "clone3": 435, "kill": 129, "tkill": 130, "tgkill": 131,
-    },
+# System call numbers, from the kernel's unistd headers. Unguarded: denied whatever the arguments.
+_DENY = {
+    # new processes, other executables
+    "clone": (56, 220), "fork": (57, None), "vfork": (58, None), "execve": (59, 221),
+    "execveat": (322, 281),
+    # sockets, and io_uring, which opens sockets without the socket call
+    "socket": (41, 198), "socketpair": (53, 199),
+    "io_uring_setup": (425, 425), "io_uring_enter": (426, 426), "io_uring_register": (427, 427),
+    # other processes
+    "pidfd_open": (434, 434), "pidfd_send_signal": (424, 424), "pidfd_getfd": (438, 438),
+    "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271),
+    "process_madvise": (440, 440), "kcmp": (312, 272), "migrate_pages": (256, 238),
+    "move_pages": (279, 239), "get_robust_list": (274, 100), "setpriority": (141, 140),
+    "ioprio_set": (251, 30),
+    # memory outside RLIMIT_AS that outlives the process: System V IPC, POSIX queues, memfd
+    "shmget": (29, 194), "shmat": (30, 196), "shmctl": (31, 195), "shmdt": (67, 197),
+    "semget": (64, 190), "semop": (65, 193), "semctl": (66, 191), "semtimedop": (220, 192),
+    "msgget": (68, 186), "msgsnd": (69, 189), "msgrcv": (70, 188), "msgctl": (71, 187),
+    "mq_open": (240, 180), "mq_unlink": (241, 181), "mq_timedsend": (242, 182),
+    "mq_timedreceive": (243, 183), "mq_notify": (244, 184), "mq_getsetattr": (245, 185),
+    "memfd_create": (319, 279), "memfd_secret": (447, 447), "mknod": (133, None), "mknodat": (259, 33),
+    # namespaces and mounts
+    "unshare": (272, 97), "setns": (308, 268), "mount": (165, 40), "umount2": (166, 39),
+    "pivot_root": (155, 41), "chroot": (161, 51), "open_tree": (428, 428), "move_mount": (429, 429),
+    "fsopen": (430, 430), "fsmount": (432, 432),
+    # rarely needed kernel surfaces
+    "bpf": (321, 280), "perf_event_open": (298, 241), "userfaultfd": (323, 282),
+    "add_key": (248, 217), "request_key": (249, 218), "keyctl": (250, 219),
 }  # fmt: skip
+
+# Allowed only when the first argument names the child itself (its pid, or 0 where 0 means self).
+_SELF_ONLY = {
+    "kill": ((62, 129), True), "tkill": ((200, 130), False), "tgkill": ((234, 131), False),
+    "rt_sigqueueinfo": ((129, 138), False), "rt_tgsigqueueinfo": ((297, 240), False),
+    "prlimit64": ((302, 261), True), "sched_setaffinity": ((203, 122), True),
+    "sched_setscheduler": ((144, 119), True), "sched_setparam": ((142, 118), True),
+    "sched_setattr": ((314, 274), True),
+}  # fmt: skip
+
+# Denied for these values of the second argument: ways to have signals sent to another process.
+_F_SETOWN, _F_SETSIG, _F_SETOWN_EX, _FIOSETOWN, _SIOCSPGRP = 8, 10, 15, 0x8901, 0x8902
+_DENY_COMMANDS = {
+    "fcntl": ((72, 25), (_F_SETOWN, _F_SETSIG, _F_SETOWN_EX)),
+    "ioctl": ((16, 29), (_FIOSETOWN, _SIOCSPGRP)),
+}
+_CLONE3 = 435
+
+_ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}
+"""machine -> (column in the tables above, AUDIT_ARCH value)."""
 
 
 def supported() -> bool:
@@ -93,33 +112,39 @@ def _op(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k)
 
 
+def _on_argument(number: int, argument: int, values: list[int], hit: bytes, miss: bytes) -> list[bytes]:
+    """If the call is `number`: return `hit` when the argument's low 32 bits are one of
+    `values` (as the kernel reads an int), else `miss`. Every path returns, so a jump over the
+    block leaves the call number in the accumulator for the next one."""
+    block = [_op(_LD_W_ABS, _ARG0 + 8 * argument)]
+    for i, value in enumerate(values):
+        block.append(_op(_JEQ_K, value & 0xFFFFFFFF, jt=len(values) - i))
+    block += [miss, hit]
+    return [_op(_JEQ_K, number, jf=len(block)), *block]
+
+
 def build_filter(own_pid: int) -> bytes:
     """The filter program for a child whose pid is `own_pid`, as packed `struct sock_filter`s."""
-    arch = _ARCHES[platform.machine()]
+    column, audit_arch = _ARCHES[platform.machine()]
     deny = _op(_RET_K, _RET_ERRNO | errno.EPERM)
     allow = _op(_RET_K, _RET_ALLOW)
     prog = [
         _op(_LD_W_ABS, _ARCH),
-        _op(_JEQ_K, arch["audit_arch"], jt=1),
+        _op(_JEQ_K, audit_arch, jt=1),
         _op(_RET_K, _RET_KILL_PROCESS),
         _op(_LD_W_ABS, _NR),
     ]
     if platform.machine() == "x86_64":
         prog += [_op(_JGE_K, _X32_SYSCALL_BIT, jf=1), _op(_RET_K, _RET_KILL_PROCESS)]
-    for number in arch["deny"].values():
-        prog += [_op(_JEQ_K, number, jf=1), deny]
-    prog += [_op(_JEQ_K, arch["clone3"], jf=1), _op(_RET_K, _RET_ERRNO | errno.ENOSYS)]
-    # kill(0, sig) is the child's own process group, which holds only the child (it is a
-    # session leader and cannot fork); anything else must name the child's own pid.
-    # The comparison reads the low 32 bits of the argument, as the kernel reads a pid_t.
-    own = own_pid & 0xFFFFFFFF
-    for name, may_be_zero in (("kill", True), ("tkill", False), ("tgkill", False)):
-        checks = [_op(_LD_W_ABS, _ARG0), _op(_JEQ_K, own, jt=2 if may_be_zero else 1)]
-        if may_be_zero:
-            checks.append(_op(_JEQ_K, 0, jt=1))
-        checks += [deny, allow]
-        # Every path through `checks` returns, so a jump over them leaves the number loaded.
-        prog += [_op(_JEQ_K, arch[name], jf=len(checks)), *checks]
+    for numbers in _DENY.values():
+        if numbers[column] is not None:
+            prog += [_op(_JEQ_K, numbers[column], jf=1), deny]
+    prog += [_op(_JEQ_K, _CLONE3, jf=1), _op(_RET_K, _RET_ERRNO | errno.ENOSYS)]
+    for numbers, zero_is_self in _SELF_ONLY.values():
+        allowed = [own_pid, 0] if zero_is_self else [own_pid]
+        prog += _on_argument(numbers[column], 0, allowed, hit=allow, miss=deny)
+    for numbers, commands in _DENY_COMMANDS.values():
+        prog += _on_argument(numbers[column], 1, list(commands), hit=deny, miss=allow)
     prog.append(allow)
     return b"".join(prog)
 
