@@ -28,3 +28,10 @@ def executor(request):
         pytest.skip("bubblewrap cannot run here")
     with Executor(ExecutorConfig(isolation=request.param, **TEST_LIMITS)) as executor:
         yield executor
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """One executor with the default isolation, for tests of what runs on top of it."""
+    with Executor(ExecutorConfig(**TEST_LIMITS)) as executor:
+        yield executor

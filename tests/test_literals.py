@@ -91,8 +91,26 @@ def test_input_length_limit():
         parse_arguments("'" + "a" * 99 + "'", max_chars=100)
 
 
-def test_canonical_arguments():
-    assert parse_arguments("  'a' ,[1,2],  k = {3 : 4}").canonical() == "'a', [1, 2], k={3: 4}"
+@pytest.mark.parametrize(
+    ("text", "spelled"),
+    [
+        ("  'a' ,[1,2],  k = {3 : 4}", "'a', [1, 2], k={3: 4}"),
+        ('"x", 0x10, 1e3, -0., (1), (2,)', "'x', 16, 1000.0, -0.0, 1, (2,)"),
+        # containers keep the order written: a program can observe it
+        ("{'b': 1, 'a': 2}", "{'b': 1, 'a': 2}"),
+        ("{8, 0}", "{8, 0}"),  # 8 and 0 share a slot: list({8, 0}) is [8, 0], list({0, 8}) is [0, 8]
+        ("frozenset([2, 1]), frozenset([]), set()", "frozenset({2, 1}), frozenset(), set()"),
+        ("b=1, a=2", "b=1, a=2"),
+    ],
+)
+def test_canonical_arguments(text, spelled):
+    arguments = parse_arguments(text)
+    assert arguments.canonical() == spelled
+    again = parse_arguments(spelled)
+    assert again.canonical() == spelled
+    assert [list(a) if isinstance(a, (set, dict)) else a for a in again.args] == [
+        list(a) if isinstance(a, (set, dict)) else a for a in arguments.args
+    ]
 
 
 # (value, canonical repr)

@@ -150,12 +150,17 @@ class Arguments:
 
     args: tuple
     kwargs: dict
+    text: str
+    """The argument list's canonical spelling (see `canonical`)."""
 
     def canonical(self) -> str:
-        """`'a', [1, 2], k=3`: the canonical spelling of this argument list."""
-        parts = [canonical(a) for a in self.args]
-        parts += [f"{k}={canonical(v)}" for k, v in self.kwargs.items()]
-        return ", ".join(parts)
+        """`'a', [1, 2], k=3`: atoms spelled as in canonical reprs, containers in the order written.
+
+        Unlike an output's canonical repr, dict and set items are *not* sorted: a program sees the
+        order its arguments were built in (dict iteration, and the slots of colliding set items),
+        so reordering them could change what it returns.
+        """
+        return self.text
 
 
 def parse_arguments(text: str, max_chars: int | None = None) -> Arguments:
@@ -185,11 +190,12 @@ def parse_arguments(text: str, max_chars: int | None = None) -> Arguments:
         and call.end_col_offset == len(lines[-1].encode("utf-8"))
     ):
         raise NotPlainData("input is not an argument list")
-    args = []
+    args, spelled = [], []
     for node in call.args:
         if isinstance(node, ast.Starred):
             raise NotPlainData("input may not unpack with *")
         args.append(_value(node, 0))
+        spelled.append(_spell(node))
     kwargs: dict[str, Any] = {}
     for keyword in call.keywords:
         if keyword.arg is None:
@@ -197,7 +203,26 @@ def parse_arguments(text: str, max_chars: int | None = None) -> Arguments:
         if keyword.arg in kwargs:
             raise NotPlainData(f"keyword argument {keyword.arg!r} repeated")
         kwargs[keyword.arg] = _value(keyword.value, 0)
-    return Arguments(tuple(args), kwargs)
+        spelled.append(f"{keyword.arg}={_spell(keyword.value)}")
+    return Arguments(tuple(args), kwargs, ", ".join(spelled))
+
+
+def _spell(node: ast.AST) -> str:
+    """The canonical spelling of a literal `_value` accepted, in the order written."""
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        items = [_spell(element) for element in node.elts]
+        if isinstance(node, ast.List):
+            return "[" + ", ".join(items) + "]"
+        if isinstance(node, ast.Tuple):
+            return "(" + items[0] + ",)" if len(items) == 1 else "(" + ", ".join(items) + ")"
+        return "{" + ", ".join(items) + "}"
+    if isinstance(node, ast.Dict):
+        return "{" + ", ".join(f"{_spell(k)}: {_spell(v)}" for k, v in zip(node.keys, node.values, strict=True)) + "}"  # type: ignore[arg-type]
+    if isinstance(node, ast.Call):  # set() or frozenset(...)
+        if not node.args or not node.args[0].elts:  # type: ignore[attr-defined]
+            return f"{node.func.id}()"  # type: ignore[attr-defined]
+        return "frozenset({" + ", ".join(_spell(e) for e in node.args[0].elts) + "})"  # type: ignore[attr-defined]
+    return canonical(_value(node, 0))
 
 
 def parse_value(text: str) -> Any:

@@ -1,0 +1,136 @@
+"""The `azr` command line: one module per command group, sharing the helpers here.
+
+Bad arguments and unusable settings end in one line on stderr saying what to change, exit code 2.
+Commands that read JSON Lines answer every line, in order, and keep going past bad ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+import azr
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class UsageError(Exception):
+    """A bad argument or setting; printed as one line, exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="azr: %(levelname)s: %(message)s", stream=sys.stderr)
+    if not getattr(args, "handler", None):
+        (args.parser if hasattr(args, "parser") else parser).print_help(sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except UsageError as error:
+        print(f"{args.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `azr ... | head`
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from azr.cli import execute, tasks, verify
+
+    parser = Parser(prog="azr", description="Absolute Zero Reasoner: self-play reasoning with zero data.")
+    parser.add_argument("--version", action="version", version=f"azr {azr.__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+    for module in (execute, verify, tasks):
+        module.register(commands)
+    return parser
+
+
+def add_command(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, **kwargs)
+    command.set_defaults(prog=command.prog, parser=command)
+    return command
+
+
+# -- executor options, shared by every command that runs programs --------------------------------
+
+
+def add_executor_options(parser: argparse.ArgumentParser, timeout: float = 10.0) -> None:
+    group = parser.add_argument_group("sandbox")
+    group.add_argument(
+        "--timeout", type=float, default=timeout, metavar="SECONDS", help=f"wall clock per program ({timeout:g})"
+    )
+    group.add_argument("--memory-mb", type=int, default=1024, metavar="MB", help="address space per program (1024)")
+    group.add_argument("--workers", type=int, default=0, help="programs at once (0: one per CPU core)")
+    group.add_argument("--isolation", choices=["auto", "bwrap", "none"], default="auto", help="sandbox layer (auto)")
+
+
+def executor_from(args: argparse.Namespace) -> Any:
+    """An Executor configured by the shared options; bad values are a UsageError."""
+    from azr.executor import Executor, ExecutorConfig
+
+    try:
+        config = ExecutorConfig(
+            timeout=args.timeout, memory_mb=args.memory_mb, workers=args.workers, isolation=args.isolation
+        )
+    except ValueError as error:
+        raise UsageError(str(error).split(", got ")[0].removeprefix("executor config: ")) from None
+    return Executor(config)
+
+
+# -- JSON Lines -----------------------------------------------------------------------------------
+
+
+def open_input(path: str) -> IO[str]:
+    if path == "-":
+        return sys.stdin
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+
+
+def json_lines(lines: IO[str]) -> Iterator[tuple[int, Any, str]]:
+    """(line number, object or None, problem) for each non-blank line."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line), ""
+        except ValueError as error:
+            yield number, None, f"line {number}: not JSON ({error})"
+
+
+def chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def write_line(out: IO[str], obj: dict[str, Any]) -> None:
+    out.write(json.dumps(obj) + "\n")
+
+
+def store_path(run_dir: str, must_exist: bool) -> Path:
+    path = Path(run_dir) / "tasks.sqlite"
+    if must_exist and not path.exists():
+        raise UsageError(f"no task store at {path}: create one with `azr tasks import` (or `azr train`)")
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from azr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,207 @@
+"""`azr tasks`: validate seed files, and import, export, list and show a run's task store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from typing import Any
+
+from azr.cli import UsageError, add_command, add_executor_options, executor_from, open_input, store_path, write_line
+
+
+def register(commands: Any) -> None:
+    tasks = add_command(commands, "tasks", help="validate, import, export, list and show tasks")
+    actions = tasks.add_subparsers(dest="action", metavar="ACTION", parser_class=type(tasks))
+
+    validate = add_command(
+        actions,
+        "validate",
+        help="validate a seed-format file, one JSON line per row",
+        description="Validate each row of a task file in the AZR authors' format (snippet, input[s], message): "
+        'writes {"valid", "reason", "detail", "output"} per row, "output" being the recomputed output(s).',
+    )
+    validate.add_argument("file", help="JSONL file ('-' for stdin)")
+    _task_type_option(validate, required=True)
+    add_executor_options(validate)
+    validate.set_defaults(handler=run_validate)
+
+    import_ = add_command(
+        actions,
+        "import",
+        help="validate a seed-format file and add its valid rows to a run's task store",
+        description="Validate the rows of a task file (or the identity triplet) and add the valid ones to "
+        "RUN_DIR/tasks.sqlite at step 0, skipping duplicates. Prints a summary.",
+    )
+    import_.add_argument("file", nargs="?", help="JSONL file in the authors' format")
+    import_.add_argument("--identity", action="store_true", help="add the identity triplet (deduction, abduction)")
+    _run_dir_option(import_)
+    _task_type_option(import_, required=False)
+    import_.add_argument("--max-tasks", type=int, help="cap per task type; the oldest are evicted")
+    add_executor_options(import_)
+    import_.set_defaults(handler=run_import)
+
+    export = add_command(actions, "export", help="write a run's tasks as JSONL (the authors' format, re-importable)")
+    _run_dir_option(export)
+    _task_type_option(export, required=False)
+    export.add_argument("--out", default="-", help="file to write (default: stdout)")
+    export.set_defaults(handler=run_export)
+
+    list_ = add_command(actions, "list", help="one line per task: id, type, step, source, program, input -> output")
+    _run_dir_option(list_)
+    _task_type_option(list_, required=False)
+    list_.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0: all)")
+    list_.set_defaults(handler=run_list)
+
+    show = add_command(actions, "show", help="one task in full")
+    _run_dir_option(show)
+    show.add_argument("id", type=int, help="task id (from `azr tasks list`)")
+    show.set_defaults(handler=run_show)
+
+
+def _run_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", required=True, metavar="DIR", help="the run directory (holds tasks.sqlite)")
+
+
+def _task_type_option(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--task-type", choices=["deduction", "abduction", "induction"], required=required)
+
+
+def _validator(executor: Any) -> Any:
+    from azr.validate import Validator
+
+    return Validator(executor)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from azr.seeds import read_rows
+    from azr.tasks import InductionTask, TaskType
+
+    task_type = TaskType(args.task_type)
+    source = open_input(args.file)
+    with source, executor_from(args) as executor:
+        proposals = list(read_rows(source, task_type))
+        for validation in _validator(executor).validate(proposals):
+            task = validation.task
+            output = None if task is None else list(task.outputs) if isinstance(task, InductionTask) else task.output
+            write_line(
+                sys.stdout,
+                {
+                    "valid": validation.valid,
+                    "reason": "valid" if validation.valid else validation.rejection.value,  # type: ignore[union-attr]
+                    "detail": validation.detail,
+                    "output": output,
+                },
+            )
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from azr.seeds import identity_proposals, read_rows, source_name
+    from azr.store import StoreError, TaskStore
+    from azr.tasks import TaskType
+    from azr.validate import rejection_counts
+
+    if not args.file and not args.identity:
+        raise UsageError("give a FILE to import, or --identity")
+    if args.file and not args.task_type:
+        raise UsageError("--task-type is required with a FILE (deduction, abduction or induction)")
+    if args.max_tasks is not None and args.max_tasks < 1:
+        raise UsageError("--max-tasks must be >= 1")
+    batches = []
+    if args.identity:
+        batches.append(("identity", identity_proposals()))
+    if args.file:
+        with open_input(args.file) as source:
+            batches.append((source_name(args.file), list(read_rows(source, TaskType(args.task_type)))))
+    Path(args.run_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        store = TaskStore(store_path(args.run_dir, must_exist=False), max_tasks=args.max_tasks)
+    except StoreError as error:
+        raise UsageError(str(error)) from None
+    with store, executor_from(args) as executor:
+        validator = _validator(executor)
+        for name, proposals in batches:
+            validations = validator.validate(proposals, step=0, source=name)
+            added = store.add([v.task for v in validations if v.task is not None])
+            counts = rejection_counts(validations)
+            rejected = {k: v for k, v in counts.items() if k != "valid"}
+            print(
+                f"{name}: {sum(added)} tasks added, {len(added) - sum(added)} duplicates, "
+                f"{sum(rejected.values())} rejected" + (f" ({_summary(rejected)})" if rejected else ""),
+                file=sys.stderr,
+            )
+        print(f"{store.path}: " + ", ".join(f"{t.value} {store.count(t)}" for t in TaskType), file=sys.stderr)
+    return 0
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from azr.store import StoreError, TaskStore
+
+    try:
+        return TaskStore(store_path(args.run_dir, must_exist=True))
+    except StoreError as error:
+        raise UsageError(str(error)) from None
+
+
+def _task_type(args: argparse.Namespace) -> Any:
+    from azr.tasks import TaskType
+
+    return TaskType(args.task_type) if getattr(args, "task_type", None) else None
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from azr.seeds import export_row
+
+    with _open_store(args) as store:
+        out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+        try:
+            for task in store.tasks(_task_type(args)):
+                write_line(out, export_row(task))
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from azr.tasks import InductionTask
+
+    with _open_store(args) as store:
+        for task_id, task in store.rows(_task_type(args), limit=args.limit or None):
+            head = _one_line(task.program.strip().splitlines()[-1] if task.program.strip() else "", 40)
+            if isinstance(task, InductionTask):
+                what = f"{len(task.inputs)} pairs, message: {_one_line(task.message, 50)}"
+            else:
+                what = f"{_one_line(task.input, 30)} -> {_one_line(task.output, 30)}"
+            print(
+                f"{task_id:>6}  {task.task_type.value:<9}  step {task.step:<5}  {task.source:<20}  {head:<40}  {what}"
+            )
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from azr.seeds import export_row
+
+    with _open_store(args) as store:
+        task = store.get(args.id)
+        if task is None:
+            raise UsageError(f"no task {args.id} in {store.path}")
+        row = export_row(task)
+        print(f"task {args.id}: {row.pop('task_type')}, step {row.pop('step')}, source {row.pop('source')}")
+        print(textwrap.indent(row.pop("snippet"), "    "))
+        for key, value in row.items():
+            print(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+    return 0
+
+
+def _one_line(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

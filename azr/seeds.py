@@ -1,0 +1,85 @@
+"""Seeding the buffers: the identity triplet, and task files in the reference implementation's format.
+
+The AZR authors' JSONL rows (two such files are in ../shared/data/azr-seeds):
+
+    triplets:  {"snippet": program, "input": "...", "output": "...", "imports": ["import re", ...]}
+    induction: {"snippet": program, "inputs": [...], "outputs": [...], "message": "...", "imports": [...]}
+
+Rows are read as proposals, to be validated like any other (outputs are recomputed in the sandbox;
+the file's own are not trusted: the authors' were cut at 400 characters). `export_row` writes the
+same format, with our task type, step, source and given indices added; it reads back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from azr.tasks import FormatError, InductionProposal, Task, TaskType, TripletProposal, TripletTask
+
+IDENTITY_PROGRAM = "def f(a):\n    return a"
+IDENTITY_INPUT = "'Hello world'"
+
+
+def identity_proposals() -> list[TripletProposal]:
+    """The only human seed of AZR: the identity function, for the deduction and abduction buffers."""
+    return [TripletProposal(t, IDENTITY_PROGRAM, IDENTITY_INPUT) for t in (TaskType.DEDUCTION, TaskType.ABDUCTION)]
+
+
+def read_rows(
+    lines: IO[str] | list[str], task_type: TaskType
+) -> Iterator[TripletProposal | InductionProposal | FormatError]:
+    """One proposal (or FormatError saying what is wrong) per non-blank line of a seed file."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as error:
+            yield FormatError(f"line {number}: not JSON ({error})")
+            continue
+        yield _proposal(row, task_type, number)
+
+
+def _proposal(row: Any, task_type: TaskType, number: int) -> TripletProposal | InductionProposal | FormatError:
+    if not isinstance(row, dict) or not isinstance(row.get("snippet", row.get("program")), str):
+        return FormatError(f'line {number}: expected an object with a "snippet" string')
+    program = row.get("snippet", row.get("program"))
+    imports = row.get("imports") or []
+    if not (isinstance(imports, list) and all(isinstance(i, str) for i in imports)):
+        return FormatError(f'line {number}: "imports" must be a list of strings')
+    missing = [i for i in imports if i.strip() and i.strip() not in program]
+    if missing:  # the authors kept imports beside the snippet; ours live in the program
+        program = "\n".join(missing) + "\n" + program
+    if task_type is TaskType.INDUCTION:
+        inputs, message = row.get("inputs"), row.get("message", "")
+        if not (isinstance(inputs, list) and all(isinstance(i, str) for i in inputs)):
+            return FormatError(f'line {number}: "inputs" must be a list of strings')
+        if not isinstance(message, str):
+            return FormatError(f'line {number}: "message" must be a string')
+        return InductionProposal(program, tuple(inputs), message)
+    if not isinstance(row.get("input"), str):
+        return FormatError(f'line {number}: "input" must be a string')
+    return TripletProposal(task_type, program, row["input"])
+
+
+def export_row(task: Task) -> dict[str, Any]:
+    """A task as a row of the reference format, plus `task_type`, `step`, `source` (and `given`)."""
+    common = {"snippet": task.program, "imports": list(task.imports), "task_type": task.task_type.value}
+    if isinstance(task, TripletTask):
+        return {**common, "input": task.input, "output": task.output, "step": task.step, "source": task.source}
+    return {
+        **common,
+        "inputs": list(task.inputs),
+        "outputs": list(task.outputs),
+        "message": task.message,
+        "given": list(task.given),
+        "step": task.step,
+        "source": task.source,
+    }
+
+
+def source_name(path: str | Path) -> str:
+    return f"seed:{Path(path).name}"

@@ -1,0 +1,184 @@
+"""Task records: what the stages pass to each other (AZR paper, section 3; ../shared/docs/AZR.md, 2).
+
+Every task comes from a triplet (program, input, output) with output = program(input). Deduction
+and abduction tasks are triplets; an induction task is one program with N input/output pairs and a
+message, split into pairs shown to the solver (given) and pairs it is checked on (hidden).
+
+Inputs are canonical argument lists (`'a', [1, 2]`), outputs canonical reprs (azr.executor.literals),
+so two tasks are the same task iff their texts are equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class TaskType(str, Enum):
+    DEDUCTION = "deduction"
+    """Given program and input, give the output."""
+    ABDUCTION = "abduction"
+    """Given program and output, give an input that produces it (any such input counts)."""
+    INDUCTION = "induction"
+    """Given a message and half of the input/output pairs, give a program reproducing all."""
+
+
+class Role(str, Enum):
+    PROPOSE = "propose"
+    SOLVE = "solve"
+
+
+@dataclass(frozen=True)
+class TripletTask:
+    """A deduction or abduction task: `output` is what `program` returns on `input`."""
+
+    task_type: TaskType
+    program: str
+    input: str
+    output: str
+    imports: tuple[str, ...] = ()
+    """The program's top-level import statements, for analysis; they are also in `program`."""
+    step: int = 0
+    """Training step at which the task was added (0: before training, e.g. seeds)."""
+    source: str = "proposed"
+    """Where it came from: `identity`, `proposed`, `seed:<file>`..."""
+
+
+@dataclass(frozen=True)
+class InductionTask:
+    """An induction task: `outputs[i]` is what `program` returns on `inputs[i]`."""
+
+    program: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    message: str
+    """The proposer's description of the function, shown to the solver instead of the code."""
+    given: tuple[int, ...]
+    """Indices of the pairs shown to the solver; the others are hidden and checked."""
+    imports: tuple[str, ...] = ()
+    step: int = 0
+    source: str = "proposed"
+    task_type: TaskType = field(default=TaskType.INDUCTION, init=False)
+
+    @property
+    def given_pairs(self) -> list[tuple[str, str]]:
+        return [(self.inputs[i], self.outputs[i]) for i in self.given]
+
+    @property
+    def hidden_pairs(self) -> list[tuple[str, str]]:
+        shown = set(self.given)
+        return [(self.inputs[i], self.outputs[i]) for i in range(len(self.inputs)) if i not in shown]
+
+
+Task = TripletTask | InductionTask
+
+
+@dataclass(frozen=True)
+class TripletProposal:
+    """A proposer's deduction or abduction task, as written: not yet validated."""
+
+    task_type: TaskType
+    program: str
+    input: str
+
+
+@dataclass(frozen=True)
+class InductionProposal:
+    """A proposer's inputs and message for a given program, as written: not yet validated."""
+
+    program: str
+    """The program the proposer was shown (from the buffers), not written by it."""
+    inputs: tuple[str, ...]
+    message: str
+    task_type: TaskType = field(default=TaskType.INDUCTION, init=False)
+
+
+Proposal = TripletProposal | InductionProposal
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A solver's answer, as written: an output literal (deduction), an argument list
+    (abduction) or a program (induction)."""
+
+    task_type: TaskType
+    text: str
+
+
+@dataclass(frozen=True)
+class FormatError:
+    """A completion that does not follow the template; `reason` says what is missing."""
+
+    reason: str
+
+
+class Rejection(str, Enum):
+    """Why a proposal did not become a task (AZR.md section 3). A closed set: these are metrics."""
+
+    FORMAT = "format"
+    """The completion does not follow the template."""
+    SYNTAX = "syntax"
+    """The program is not valid Python."""
+    NO_F = "no_f"
+    """The program has no top-level `def f`."""
+    BANNED = "banned"
+    """The program imports a banned module or uses a banned name or attribute."""
+    INVALID_INPUT = "invalid_input"
+    """An input is not a literal argument list."""
+    ERROR = "error"
+    """The program raised, crashed or exited on an input."""
+    TIMEOUT = "timeout"
+    MEMORY = "memory"
+    INVALID_OUTPUT = "invalid_output"
+    """The output is not plain data, or too large."""
+    NONDETERMINISTIC = "nondeterministic"
+    """Two runs in separate processes with different hash seeds gave different outputs."""
+    TOO_FEW_INPUTS = "too_few_inputs"
+    """Induction: fewer distinct inputs than required."""
+    EMPTY_MESSAGE = "empty_message"
+    MESSAGE_LEAKS_PROGRAM = "message_leaks_program"
+    """Induction: the message contains the program's code."""
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The verdict on one proposal: a task, or the reason there is none."""
+
+    task: Task | None
+    rejection: Rejection | None
+    detail: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.task is not None
+
+
+class Mistake(str, Enum):
+    """Why an answer is not correct. A closed set: these are metrics."""
+
+    FORMAT = "format"
+    """The completion does not follow the template."""
+    NOT_A_LITERAL = "not_a_literal"
+    """Deduction or abduction: the answer is not a plain-data literal (argument list)."""
+    BANNED = "banned"
+    """Induction: the program fails the static filter."""
+    WRONG = "wrong"
+    """A well-formed answer with the wrong value."""
+    ERROR = "error"
+    """Abduction or induction: running the program on the answer raised or crashed."""
+    TIMEOUT = "timeout"
+    MEMORY = "memory"
+    INVALID_OUTPUT = "invalid_output"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement on one answer."""
+
+    correct: bool
+    mistake: Mistake | None = None
+    detail: str = ""
+
+    @property
+    def reason(self) -> str:
+        return "correct" if self.correct else self.mistake.value  # type: ignore[union-attr]

@@ -1,0 +1,189 @@
+"""Validate proposals: which of them become tasks (AZR paper section 3.3.3; AZR.md section 3).
+
+A triplet proposal becomes a task only if the completion followed the template, the program parses
+and has a top-level `f`, it passes the static filter, the input is a literal argument list, the
+program runs on it in the sandbox and returns plain data within the size limit, and a second run in
+other processes with another PYTHONHASHSEED returns the same output (set order, `hash()` and `id()`
+dependence are caught there; the reference implementation ran twice in one process).
+
+An induction proposal (inputs and a message for a program from the buffers) needs N distinct valid
+inputs on which the program is deterministic, and a non-empty message that does not repeat the
+code. Its pairs are split into given and hidden by a seeded draw.
+
+Everything sandboxed runs as two batches (one per hash seed), however many proposals there are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from azr.executor import ExecRequest, ExecStatus, Executor, NotPlainData, parse_arguments
+from azr.programs import FilterConfig, check_program, dedup_key, leaks_program
+from azr.tasks import (
+    FormatError,
+    InductionProposal,
+    InductionTask,
+    Proposal,
+    Rejection,
+    TripletProposal,
+    TripletTask,
+    Validation,
+)
+
+_STATUS_REJECTION = {
+    ExecStatus.ERROR: Rejection.ERROR,
+    ExecStatus.TIMEOUT: Rejection.TIMEOUT,
+    ExecStatus.MEMORY: Rejection.MEMORY,
+    ExecStatus.INVALID_INPUT: Rejection.INVALID_INPUT,
+    ExecStatus.INVALID_OUTPUT: Rejection.INVALID_OUTPUT,
+}
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """How proposals are judged."""
+
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    """The static filter: banned modules, names and attributes."""
+    induction_inputs: int = 10
+    """Distinct inputs an induction proposal must give (paper: 10)."""
+    message_leak_ngram: int = 6
+    """An induction message repeating this many consecutive tokens of the program leaks it."""
+    hash_seeds: tuple[int, int] = (0, 1)
+    """PYTHONHASHSEED of the two runs of the determinism check; must differ."""
+
+    def __post_init__(self) -> None:
+        if self.induction_inputs < 2:
+            raise ValueError("induction_inputs must be >= 2 (half are given, half hidden)")
+        if self.hash_seeds[0] == self.hash_seeds[1]:
+            raise ValueError("the two hash_seeds of the determinism check must differ")
+
+
+@dataclass
+class _Pending:
+    """A proposal that passed the static checks, waiting for its sandbox runs."""
+
+    index: int
+    proposal: Proposal
+    inputs: list[str]
+    imports: tuple[str, ...]
+    outputs: list[str | None] = field(default_factory=list)
+
+
+class Validator:
+    """Turns proposals into tasks, with a reason for every rejection."""
+
+    def __init__(self, executor: Executor, config: ValidationConfig | None = None, seed: int = 0) -> None:
+        self.executor = executor
+        self.config = config or ValidationConfig()
+        self.seed = seed
+        """Seeds the given/hidden split of induction pairs, with the step and the task."""
+
+    def validate(
+        self, proposals: Sequence[Proposal | FormatError], step: int = 0, source: str = "proposed"
+    ) -> list[Validation]:
+        results: list[Validation | None] = [None] * len(proposals)
+        pending: list[_Pending] = []
+        for index, proposal in enumerate(proposals):
+            checked = self._static(index, proposal)
+            if isinstance(checked, Validation):
+                results[index] = checked
+            else:
+                pending.append(checked)
+        pending = self._run(pending, results, self.config.hash_seeds[0], first=True)
+        pending = self._run(pending, results, self.config.hash_seeds[1], first=False)
+        for item in pending:
+            results[item.index] = Validation(self._task(item, step, source), None)
+        return results  # type: ignore[return-value]
+
+    # -- before anything runs -------------------------------------------------------------------
+
+    def _static(self, index: int, proposal: Proposal | FormatError) -> _Pending | Validation:
+        if isinstance(proposal, FormatError):
+            return Validation(None, Rejection.FORMAT, proposal.reason)
+        check = check_program(proposal.program, self.config.filter)
+        if not check.ok:
+            return Validation(None, check.rejection, check.detail)
+        raw_inputs = [proposal.input] if isinstance(proposal, TripletProposal) else list(proposal.inputs)
+        inputs: list[str] = []
+        for text in raw_inputs:
+            try:
+                canonical = parse_arguments(text, self.executor.config.max_input_chars).canonical()
+            except NotPlainData as error:
+                return Validation(None, Rejection.INVALID_INPUT, f"{text[:100]!r}: {error}")
+            if canonical not in inputs:
+                inputs.append(canonical)
+        if isinstance(proposal, InductionProposal):
+            wanted = self.config.induction_inputs
+            if len(inputs) < wanted:
+                return Validation(None, Rejection.TOO_FEW_INPUTS, f"{len(inputs)} distinct inputs, {wanted} needed")
+            inputs = inputs[:wanted]
+            if not proposal.message.strip():
+                return Validation(None, Rejection.EMPTY_MESSAGE)
+            if leaks_program(proposal.message, proposal.program, self.config.message_leak_ngram):
+                return Validation(None, Rejection.MESSAGE_LEAKS_PROGRAM)
+        return _Pending(index, proposal, inputs, check.imports)
+
+    # -- in the sandbox -------------------------------------------------------------------------
+
+    def _run(
+        self, pending: list[_Pending], results: list[Validation | None], hash_seed: int, first: bool
+    ) -> list[_Pending]:
+        """Run every input of every pending proposal; keep those whose runs all succeed (and, on
+        the second run, agree with the first)."""
+        requests = [ExecRequest(item.proposal.program, text) for item in pending for text in item.inputs]
+        outcomes = iter(self.executor.run_batch(requests, hash_seed=hash_seed))
+        kept = []
+        for item in pending:
+            runs = [next(outcomes) for _ in item.inputs]
+            failed = next((run for run in runs if not run.ok), None)
+            if failed is not None:
+                detail = failed.error if first else f"second run (hash seed {hash_seed}): {failed.error}"
+                results[item.index] = Validation(None, _STATUS_REJECTION[failed.status], detail)
+            elif first:
+                item.outputs = [run.output for run in runs]
+                kept.append(item)
+            elif [run.output for run in runs] != item.outputs:
+                changed = next(i for i, run in enumerate(runs) if run.output != item.outputs[i])
+                results[item.index] = Validation(
+                    None,
+                    Rejection.NONDETERMINISTIC,
+                    f"input {item.inputs[changed]}: {item.outputs[changed]} then {runs[changed].output}",
+                )
+            else:
+                kept.append(item)
+        return kept
+
+    def _task(self, item: _Pending, step: int, source: str) -> TripletTask | InductionTask:
+        proposal = item.proposal
+        outputs: list[str] = item.outputs  # type: ignore[assignment]
+        if isinstance(proposal, TripletProposal):
+            return TripletTask(
+                proposal.task_type, proposal.program, item.inputs[0], outputs[0], item.imports, step, source
+            )
+        return InductionTask(
+            proposal.program,
+            tuple(item.inputs),
+            tuple(outputs),
+            proposal.message.strip(),
+            self.split(proposal.program, item.inputs, step),
+            item.imports,
+            step,
+            source,
+        )
+
+    def split(self, program: str, inputs: Sequence[str], step: int) -> tuple[int, ...]:
+        """Indices of the given pairs: half of them, drawn reproducibly from (seed, step, task)."""
+        digest = hashlib.sha256(f"{self.seed}:{step}:{dedup_key(program, list(inputs))}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        return tuple(sorted(rng.sample(range(len(inputs)), len(inputs) // 2)))
+
+
+def rejection_counts(validations: Sequence[Validation]) -> dict[str, int]:
+    """How many proposals were valid, and how many were rejected for each reason (metrics)."""
+    counts = Counter("valid" if v.valid else v.rejection.value for v in validations)  # type: ignore[union-attr]
+    return dict(sorted(counts.items()))

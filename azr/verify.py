@@ -1,0 +1,126 @@
+"""Verify answers: is a solver's answer correct (AZR paper section 3.3.4; AZR.md section 2)?
+
+- deduction: the answer is a literal whose value equals the task's output;
+- abduction: the program, run on the answer (an argument list), returns the task's output; any such
+  input counts;
+- induction: the answer is a program that passes the static filter and returns every hidden
+  pair's output on its input.
+
+Answers are parsed as literals, never evaluated, and never spliced into code (the reference
+implementation `eval`'d `f(<answer>)`, so the answer `x) or (1` scored). Expected outputs never
+enter the sandbox: it returns the candidate's canonical output and the comparison is made here, so
+a program cannot read the answer key from memory or frames, or forge a verdict.
+
+Equality (`Equality`): `strict` by default, structural on canonical plain data, so 1, 1.0 and True
+differ, and a list differs from a tuple; `python` is Python's `==` on the parsed plain values, as
+CRUXEval's harness uses (1 == 1.0 == True, {1} == frozenset({1})).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from azr.executor import ExecRequest, ExecStatus, Executor, NotPlainData, canonical, parse_arguments, parse_value
+from azr.programs import FilterConfig, check_program
+from azr.tasks import Answer, FormatError, InductionTask, Mistake, Rejection, Task, TaskType, TripletTask, Verdict
+
+
+class Equality(str, Enum):
+    STRICT = "strict"
+    PYTHON = "python"
+
+
+def outputs_equal(answer: str, expected: str, equality: Equality = Equality.STRICT) -> bool:
+    """Whether two canonical reprs are equal under `equality`."""
+    if equality is Equality.STRICT:
+        return answer == expected
+    return parse_value(answer) == parse_value(expected)
+
+
+_STATUS_MISTAKE = {
+    ExecStatus.ERROR: Mistake.ERROR,
+    ExecStatus.TIMEOUT: Mistake.TIMEOUT,
+    ExecStatus.MEMORY: Mistake.MEMORY,
+    ExecStatus.INVALID_OUTPUT: Mistake.INVALID_OUTPUT,
+    ExecStatus.INVALID_INPUT: Mistake.NOT_A_LITERAL,
+}
+
+
+@dataclass
+class _Check:
+    """An answer waiting for sandbox runs: each (program, input) must return its expected output."""
+
+    index: int
+    runs: list[tuple[str, str, str]]
+
+
+class Verifier:
+    """Judges answers; the sandbox runs of a whole batch go to the executor at once."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        equality: Equality | str = Equality.STRICT,
+        filter: FilterConfig | None = None,
+    ) -> None:
+        self.executor = executor
+        self.equality = Equality(equality)
+        self.filter = filter or FilterConfig()
+
+    def verify(self, items: Sequence[tuple[Task, Answer | FormatError]]) -> list[Verdict]:
+        verdicts: list[Verdict | None] = [None] * len(items)
+        checks: list[_Check] = []
+        for index, (task, answer) in enumerate(items):
+            outcome = self._prepare(index, task, answer)
+            if isinstance(outcome, Verdict):
+                verdicts[index] = outcome
+            else:
+                checks.append(outcome)
+        # Each distinct (program, input) runs once: N_mc samples of one answer are often identical.
+        unique = list(dict.fromkeys((program, input) for check in checks for program, input, _ in check.runs))
+        ran = dict(zip(unique, self.executor.run_batch([ExecRequest(*run) for run in unique]), strict=True))
+        for check in checks:
+            verdict = Verdict(True)
+            for program, input, expected in check.runs:
+                result = ran[program, input]
+                if not result.ok:
+                    verdict = Verdict(False, _STATUS_MISTAKE[result.status], result.error)
+                    break
+                if not outputs_equal(result.output, expected, self.equality):  # type: ignore[arg-type]
+                    verdict = Verdict(False, Mistake.WRONG, f"on {input} returned {result.output}")
+                    break
+            verdicts[check.index] = verdict
+        return verdicts  # type: ignore[return-value]
+
+    def _prepare(self, index: int, task: Task, answer: Answer | FormatError) -> Verdict | _Check:
+        if isinstance(answer, FormatError):
+            return Verdict(False, Mistake.FORMAT, answer.reason)
+        limit = self.executor.config.max_input_chars
+        if isinstance(task, InductionTask):
+            check = check_program(answer.text, self.filter)
+            if not check.ok:
+                mistake = Mistake.BANNED if check.rejection is Rejection.BANNED else Mistake.ERROR
+                return Verdict(False, mistake, f"{check.rejection.value}: {check.detail}")  # type: ignore[union-attr]
+            return _Check(index, [(answer.text, i, o) for i, o in task.hidden_pairs])
+        assert isinstance(task, TripletTask)
+        if task.task_type is TaskType.DEDUCTION:
+            try:
+                if len(answer.text) > limit:
+                    raise NotPlainData(f"answer is longer than {limit} characters")
+                value = canonical(parse_value(answer.text.strip()), self.executor.config.max_output_chars)
+            except NotPlainData as error:
+                return Verdict(False, Mistake.NOT_A_LITERAL, str(error))
+            if outputs_equal(value, task.output, self.equality):
+                return Verdict(True)
+            return Verdict(False, Mistake.WRONG, f"expected {task.output[:200]}, got {value[:200]}")
+        try:
+            arguments = parse_arguments(answer.text, limit).canonical()
+        except NotPlainData as error:
+            return Verdict(False, Mistake.NOT_A_LITERAL, str(error))
+        return _Check(index, [(task.program, arguments, task.output)])
+
+
+def accuracy(verdicts: Sequence[Verdict]) -> float:
+    return sum(v.correct for v in verdicts) / len(verdicts) if verdicts else 0.0

@@ -1,0 +1,148 @@
+"""The SQLite task store: dedup, cap, sampling, reload by step, concurrency and crash safety."""
+
+import random
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from azr.store import StoreError, TaskStore
+from azr.tasks import InductionTask, TaskType, TripletTask
+
+D, A, N = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
+
+
+def task(i: int, step: int = 0, task_type: TaskType = D) -> TripletTask:
+    return TripletTask(task_type, f"def f(a):\n    return a + {i}", "1", str(1 + i), step=step)
+
+
+INDUCTION = InductionTask("def f(x):\n    return -x", ("1", "2", "3", "4"), ("-1", "-2", "-3", "-4"), "negates", (0, 3))
+
+
+@pytest.fixture
+def store(tmp_path):
+    with TaskStore(tmp_path / "tasks.sqlite") as store:
+        yield store
+
+
+def test_round_trip_of_every_field(store):
+    triplet = TripletTask(A, "import re\ndef f(a):\n    return a", "'x', k=2", "'x'", ("import re",), 7, "seed:x.jsonl")
+    assert store.add([triplet, INDUCTION]) == [True, True]
+    assert store.tasks() == [triplet, INDUCTION]
+    assert store.tasks(N) == [INDUCTION]
+    assert store.get(1) == triplet and store.get(99) is None
+
+
+def test_duplicates_are_ignored_per_type(store):
+    original = task(1)
+    respelled = TripletTask(D, "def f(a):   return a+1  # same program", "1", "2", step=5)
+    assert store.add([original, respelled, task(1, task_type=A)]) == [True, False, True]
+    assert store.count(D) == 1 and store.count(A) == 1
+    other_input = TripletTask(D, original.program, "2", "3")
+    assert store.add([other_input]) == [True]
+
+
+def test_the_cap_evicts_the_oldest(tmp_path):
+    with TaskStore(tmp_path / "t.sqlite", max_tasks=3) as store:
+        store.add([task(i, step=i) for i in range(5)])
+        store.add([task(10, step=1, task_type=A)])
+        assert [t.output for t in store.tasks(D)] == ["3", "4", "5"]  # the newest stay (the reference kept the oldest)
+        assert store.count(A) == 1
+
+
+def test_reload_up_to_a_step_and_truncate_after_it(tmp_path):
+    path = tmp_path / "t.sqlite"
+    with TaskStore(path) as store:
+        for step in range(4):
+            store.add([task(step, step=step)])
+    with TaskStore(path) as store:
+        assert [t.step for t in store.tasks(D, max_step=1)] == [0, 1]
+        assert store.truncate_after(1) == 2  # resuming from a checkpoint taken at step 1
+        assert [t.step for t in store.tasks(D)] == [0, 1]
+
+
+def test_references_are_drawn_without_replacement(store):
+    store.add([task(i) for i in range(10)])
+    rng = random.Random(0)
+    for _ in range(20):
+        drawn = store.references(D, 6, rng)
+        assert len(drawn) == 6 and len({t.program for t in drawn}) == 6
+    assert len(store.references(D, 20, rng)) == 10  # fewer than K: all of them
+    assert store.references(A, 6, rng) == []
+    assert store.references(D, 6, random.Random(1)) == store.references(D, 6, random.Random(1))
+
+
+def test_solver_batches_are_newest_first_and_never_short(store):
+    store.add([task(i, step=0) for i in range(6)])
+    store.add([task(100 + i, step=1) for i in range(3)])
+    batch = store.solver_batch(D, 5, random.Random(0))
+    assert len(batch) == 5
+    assert [t.step for t in batch[:3]] == [1, 1, 1]  # this step's new tasks first
+    assert all(t.step == 0 for t in batch[3:]) and len({t.program for t in batch}) == 5
+    # a buffer smaller than the batch: repeats, never short
+    store.add([task(0, task_type=A)])
+    assert len(store.solver_batch(A, 4, random.Random(0))) == 4
+    with pytest.raises(StoreError, match="induction buffer is empty"):
+        store.solver_batch(N, 4, random.Random(0))
+
+
+def test_readable_with_plain_sqlite(store):
+    store.add([task(1), INDUCTION])
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT program, input, output FROM deduction").fetchall() == [(task(1).program, "1", "2")]
+    assert db.execute("SELECT message FROM induction").fetchall() == [("negates",)]
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_reader_is_not_blocked_by_a_writer(tmp_path):
+    path = tmp_path / "t.sqlite"
+    with TaskStore(path) as writer, TaskStore(path) as reader:
+        writer.add([task(0)])
+        with writer._transaction():  # a write in progress, not yet committed
+            writer._db.execute("DELETE FROM tasks")
+            assert reader.count(D) == 1  # the reader sees the last committed state, without waiting
+        assert reader.count(D) == 0
+
+
+def test_a_crash_mid_write_loses_nothing_committed(tmp_path):
+    """A writer killed with SIGKILL in the middle of a transaction: the committed steps are all
+    there, the uncommitted one is not, and the database is intact."""
+    path = tmp_path / "t.sqlite"
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from azr.store import TaskStore
+        from azr.tasks import TaskType, TripletTask
+        store = TaskStore({str(path)!r})
+        for step in range(3):
+            store.add([TripletTask(TaskType.DEDUCTION, f"def f(a):\\n    return a + {{step}}", "1", "2", step=step)])
+        store._db.execute("BEGIN IMMEDIATE")
+        store._db.execute("DELETE FROM tasks")
+        store._db.execute(
+            "INSERT INTO tasks (task_type, program, step, source, key) VALUES ('deduction', 'x', 3, 's', 'k')"
+        )
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert completed.returncode == -9, completed.stderr
+    with TaskStore(path) as store:
+        assert [t.step for t in store.tasks()] == [0, 1, 2]
+        assert store._db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_not_a_store(tmp_path):
+    bogus = tmp_path / "bogus.sqlite"
+    bogus.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="not a usable task store"):
+        TaskStore(bogus)
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "t.sqlite"
+    with TaskStore(path) as store:
+        store._db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="upgrade azr"):
+        TaskStore(path)
