@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -108,6 +108,38 @@ def json_lines(lines: IO[str]) -> Iterator[tuple[int, Any, str]]:
             yield number, json.loads(line), ""
         except ValueError as error:
             yield number, None, f"line {number}: not JSON ({error})"
+
+
+def answer_lines(
+    args: argparse.Namespace,
+    parse: Callable[[int, Any, str], tuple[Any, Any, str]],
+    run: Callable[[Any, list[Any]], list[Any]],
+    respond: Callable[[Any, Any, str], dict[str, Any]],
+) -> int:
+    """Answer each JSON line of `args.file` with one line on stdout, in order, in batches.
+
+    `parse(number, data, problem)` gives (id, item or None, problem) for a line; `run(executor,
+    items)` gives one outcome per valid item; `respond(id, outcome or None, problem)` the output line.
+    """
+    from azr.executor import ExecutorError
+
+    source = open_input(args.file)
+    try:
+        with executor_from(args) as executor:
+            for chunk in chunks(json_lines(source), 32 * executor.config.worker_count):
+                parsed = [parse(number, data, problem) for number, data, problem in chunk]
+                valid = [(i, item) for i, (_, item, _) in enumerate(parsed) if item is not None]
+                outcomes = run(executor, [item for _, item in valid])
+                by_line = dict(zip((i for i, _ in valid), outcomes, strict=True))
+                for i, (item_id, _, problem) in enumerate(parsed):
+                    write_line(sys.stdout, respond(item_id, by_line.get(i), problem))
+                sys.stdout.flush()
+    except ExecutorError as error:
+        raise UsageError(str(error)) from None
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    return 0
 
 
 def chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from azr.cli import (
-    UsageError,
-    add_command,
-    add_executor_options,
-    chunks,
-    executor_from,
-    json_lines,
-    open_input,
-    write_line,
-)
+from azr.cli import add_command, add_executor_options, answer_lines
 
 
 def register(commands: Any) -> None:
@@ -37,30 +27,19 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from azr.executor import ExecRequest, ExecutorError
+    from azr.executor import ExecRequest
     from azr.executor.protocol import ExecStatus, failed
 
-    source = open_input(args.file)
-    try:
-        with executor_from(args) as executor:
-            for chunk in chunks(json_lines(source), 32 * executor.config.worker_count):
-                parsed = [_request(number, data, problem) for number, data, problem in chunk]
-                runnable = [(i, request) for i, (_, request, _) in enumerate(parsed) if request is not None]
-                results = executor.run_batch([ExecRequest(*request) for _, request in runnable])
-                by_index = dict(zip((i for i, _ in runnable), results, strict=True))
-                for i, (request_id, _, problem) in enumerate(parsed):
-                    result = by_index.get(i) or failed(ExecStatus.INVALID_INPUT, problem)
-                    line = {"id": request_id, **result.to_json()}
-                    if args.stdout:
-                        line["stdout"] = result.stdout
-                    write_line(sys.stdout, line)
-                sys.stdout.flush()
-    except ExecutorError as error:
-        raise UsageError(str(error)) from None
-    finally:
-        if source is not sys.stdin:
-            source.close()
-    return 0
+    def respond(request_id: Any, result: Any, problem: str) -> dict[str, Any]:
+        result = result or failed(ExecStatus.INVALID_INPUT, problem)
+        line = {"id": request_id, **result.to_json()}
+        if args.stdout:
+            line["stdout"] = result.stdout
+        return line
+
+    return answer_lines(
+        args, _request, lambda executor, items: executor.run_batch([ExecRequest(*i) for i in items]), respond
+    )
 
 
 def _request(number: int, data: Any, problem: str) -> tuple[Any, tuple[str, str] | None, str]:

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from azr.cli import (
-    UsageError,
-    add_command,
-    add_executor_options,
-    chunks,
-    executor_from,
-    json_lines,
-    open_input,
-    write_line,
-)
+from azr.cli import add_command, add_executor_options, answer_lines
 
 DESCRIPTION = """Judge answers. One JSON object per line:
   {"id": ..., "task_type": "deduction" or "abduction", "program": ..., "input": ..., "output": ..., "answer": ...}
@@ -52,36 +42,22 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from azr.executor import ExecutorError
     from azr.prompts import get_template
     from azr.verify import Verifier
 
     template = get_template(args.template) if args.template else None
-    source = open_input(args.file)
-    try:
-        with executor_from(args) as executor:
-            verifier = Verifier(executor, args.equality)
-            for chunk in chunks(json_lines(source), 32 * executor.config.worker_count):
-                items = [_item(number, data, problem, template) for number, data, problem in chunk]
-                valid = [(i, pair) for i, (_, pair, _) in enumerate(items) if pair is not None]
-                verdicts = dict(zip((i for i, _ in valid), verifier.verify([p for _, p in valid]), strict=True))
-                for i, (item_id, _, problem) in enumerate(items):
-                    if i in verdicts:
-                        v = verdicts[i]
-                        write_line(
-                            sys.stdout, {"id": item_id, "correct": v.correct, "reason": v.reason, "detail": v.detail}
-                        )
-                    else:
-                        write_line(
-                            sys.stdout, {"id": item_id, "correct": False, "reason": "invalid_task", "detail": problem}
-                        )
-                sys.stdout.flush()
-    except ExecutorError as error:
-        raise UsageError(str(error)) from None
-    finally:
-        if source is not sys.stdin:
-            source.close()
-    return 0
+
+    def respond(item_id: Any, verdict: Any, problem: str) -> dict[str, Any]:
+        if verdict is None:
+            return {"id": item_id, "correct": False, "reason": "invalid_task", "detail": problem}
+        return {"id": item_id, "correct": verdict.correct, "reason": verdict.reason, "detail": verdict.detail}
+
+    return answer_lines(
+        args,
+        lambda number, data, problem: _item(number, data, problem, template),
+        lambda executor, items: Verifier(executor, args.equality).verify(items),
+        respond,
+    )
 
 
 def _item(number: int, data: Any, problem: str, template: Any) -> tuple[Any, Any, str]:
