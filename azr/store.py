@@ -2,7 +2,7 @@
 
 One table, `tasks`, with a `task_type` column, and one view per task type for reading by hand:
 
-    sqlite3 runs/demo/tasks.sqlite "SELECT id, step, program, input, output FROM deduction LIMIT 5"
+    sqlite3 runs/demo/tasks.db "SELECT id, step, program, input, output FROM deduction LIMIT 5"
 
 | column | meaning |
 |---|---|

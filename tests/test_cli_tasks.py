@@ -126,7 +126,7 @@ def test_tasks_import_export_list_show(tmp_path):
     )
     other = tmp_path / "other"
     assert azr("tasks", "import", str(export), "--task-type", "abduction", "--run-dir", str(other)).returncode == 0
-    rows_by_hand = sqlite3.connect(other / "tasks.sqlite").execute("SELECT input, output FROM abduction").fetchall()
+    rows_by_hand = sqlite3.connect(other / "tasks.db").execute("SELECT input, output FROM abduction").fetchall()
     assert sorted(rows_by_hand) == [("'Hello world'", "'Hello world'"), ("'abc'", "'cba'")]
 
 
@@ -136,7 +136,7 @@ def test_import_the_authors_seed_files(tmp_path):
     for name, task_type in (("7b_coder_seed_io.jsonl", "deduction"), ("7b_coder_code_f_seed_io.jsonl", "induction")):
         completed = azr("tasks", "import", str(SEEDS / name), "--task-type", task_type, "--run-dir", str(run))
         assert completed.returncode == 0, completed.stderr
-    counts = dict(sqlite3.connect(run / "tasks.sqlite").execute("SELECT task_type, COUNT(*) FROM tasks GROUP BY 1"))
+    counts = dict(sqlite3.connect(run / "tasks.db").execute("SELECT task_type, COUNT(*) FROM tasks GROUP BY 1"))
     assert counts["deduction"] >= 240 and counts["induction"] >= 190, counts
 
 
@@ -145,7 +145,7 @@ def test_import_the_authors_seed_files(tmp_path):
     [
         (["tasks", "import", "--run-dir", "/tmp/x"], "give a FILE to import, or --identity"),
         (["tasks", "import", "f.jsonl", "--run-dir", "/tmp/x"], "--task-type is required"),
-        (["tasks", "list", "--run-dir", "/nonexistent/run"], "no task store at /nonexistent/run/tasks.sqlite"),
+        (["tasks", "list", "--run-dir", "/nonexistent/run"], "no task store at /nonexistent/run/tasks.db"),
         (["tasks", "show", "--run-dir", "/nonexistent/run", "1"], "no task store"),
         (["tasks", "validate", "/nonexistent.jsonl", "--task-type", "deduction"], "cannot read /nonexistent.jsonl"),
         (["tasks", "validate", "x.jsonl"], "the following arguments are required: --task-type"),

@@ -23,7 +23,7 @@ INDUCTION = InductionTask("def f(x):\n    return -x", ("1", "2", "3", "4"), ("-1
 
 @pytest.fixture
 def store(tmp_path):
-    with TaskStore(tmp_path / "tasks.sqlite") as store:
+    with TaskStore(tmp_path / "tasks.db") as store:
         yield store
 
 

@@ -158,7 +158,7 @@ def write_line(out: IO[str], obj: dict[str, Any]) -> None:
 
 
 def store_path(run_dir: str, must_exist: bool) -> Path:
-    path = Path(run_dir) / "tasks.sqlite"
+    path = Path(run_dir) / "tasks.db"
     if must_exist and not path.exists():
         raise UsageError(f"no task store at {path}: create one with `azr tasks import` (or `azr train`)")
     return path

@@ -32,7 +32,7 @@ def register(commands: Any) -> None:
         "import",
         help="validate a seed-format file and add its valid rows to a run's task store",
         description="Validate the rows of a task file (or the identity triplet) and add the valid ones to "
-        "RUN_DIR/tasks.sqlite at step 0, skipping duplicates. Prints a summary.",
+        "RUN_DIR/tasks.db at step 0, skipping duplicates. Prints a summary.",
     )
     import_.add_argument("file", nargs="?", help="JSONL file in the authors' format")
     import_.add_argument("--identity", action="store_true", help="add the identity triplet (deduction, abduction)")
@@ -61,7 +61,7 @@ def register(commands: Any) -> None:
 
 
 def _run_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", required=True, metavar="DIR", help="the run directory (holds tasks.sqlite)")
+    parser.add_argument("--run-dir", required=True, metavar="DIR", help="the run directory (holds tasks.db)")
 
 
 def _task_type_option(parser: argparse.ArgumentParser, required: bool) -> None:
