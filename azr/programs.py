@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import symtable
 from dataclasses import dataclass
 
 from azr.tasks import Rejection
@@ -31,13 +32,17 @@ BANNED_MODULES = (
     "ssl", "select", "selectors", "http", "urllib", "ftplib", "smtplib", "webbrowser",
     "sqlite3", "dbm", "shelve", "pickle", "marshal", "mmap", "fcntl", "resource", "pty",
     "logging", "tkinter", "turtle",
+    "posix", "nt", "posixpath", "ntpath", "genericpath", "pwd", "grp", "termios", "tty",
+    "getpass", "locale", "timeit", "sched", "tracemalloc", "cProfile", "profile", "trace",
+    "zipfile", "tarfile", "gzip", "bz2", "lzma",
     # the interpreter itself
     "sys", "builtins", "importlib", "inspect", "gc", "ctypes", "code", "codeop", "atexit",
     "weakref", "traceback", "faulthandler", "sysconfig", "site", "platform", "pdb", "runpy",
     "zipimport",
 )  # fmt: skip
 """Top-level packages a program may not import (`import os.path` and `from os import path` both
-match `os`)."""
+match `os`). Besides these, every module whose name starts with `_` is banned (`_datetime`,
+`_random`, `_io`, `_socket`... are the C halves of banned modules), except `__future__`."""
 
 BANNED_NAMES = (
     "open", "eval", "exec", "compile", "__import__", "globals", "locals", "vars", "input",
@@ -96,7 +101,10 @@ def check_program(source: str, config: FilterConfig = FilterConfig()) -> Program
         return ProgramCheck(Rejection.SYNTAX, str(error) or type(error).__name__)
     if not any(isinstance(node, ast.FunctionDef) and node.name == "f" for node in tree.body):
         return ProgramCheck(Rejection.NO_F, "no top-level `def f`")
-    banned = _banned_use(tree, config)
+    try:
+        banned = _banned_use(tree, source, config)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:  # compiles, unlike parse
+        return ProgramCheck(Rejection.SYNTAX, str(error) or type(error).__name__)
     if banned:
         return ProgramCheck(Rejection.BANNED, banned)
     imports = tuple(
@@ -107,42 +115,52 @@ def check_program(source: str, config: FilterConfig = FilterConfig()) -> Program
     return ProgramCheck(None, imports=imports)
 
 
-def _banned_use(tree: ast.AST, config: FilterConfig) -> str:
+def _banned_module(name: str, modules: set[str]) -> bool:
+    top = name.split(".")[0]
+    return top in modules or (top.startswith("_") and top != "__future__")
+
+
+def _banned_use(tree: ast.AST, source: str, config: FilterConfig) -> str:
     modules, attributes = set(config.banned_modules), set(config.banned_attributes)
-    # A banned name the program binds itself (`def f(input): ...`) is its own variable, not the
-    # builtin: model code shadows builtins all the time.
-    names = set(config.banned_names) - _bound_names(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] in modules:
+                if _banned_module(alias.name, modules):
                     return f"imports {alias.name}"
         elif isinstance(node, ast.ImportFrom):
-            if node.level == 0 and node.module and node.module.split(".")[0] in modules:
-                return f"imports {node.module}"
             if node.level > 0:
                 return "uses a relative import"
-        elif isinstance(node, ast.Name) and node.id in names:
-            return f"uses {node.id}"
+            if node.module and _banned_module(node.module, modules):
+                return f"imports {node.module}"
         elif isinstance(node, ast.Attribute) and node.attr in attributes:
             return f"accesses .{node.attr}"
+    builtin = _builtins_used(source, set(config.banned_names))
+    return f"uses {builtin}" if builtin else ""
+
+
+def _builtins_used(source: str, names: set[str]) -> str:
+    """The first of `names` the program uses as the builtin, or ''.
+
+    Scope by scope (symtable, the compiler's own analysis): a name a function binds itself
+    (`def f(input): ...`) is its own variable, which model code does all the time, but a default
+    value or any other use that resolves to the builtin (`def f(a, eval=eval)`) is not.
+    """
+    top = symtable.symtable(source, "<program>", "exec")
+    bound_at_top = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    tables = [top]
+    while tables:
+        table = tables.pop()
+        tables.extend(table.get_children())
+        for symbol in table.get_symbols():
+            name = symbol.get_name()
+            if (
+                name in names
+                and symbol.is_referenced()
+                and not (table is not top and (symbol.is_local() or symbol.is_free()))
+                and name not in bound_at_top
+            ):
+                return name
     return ""
-
-
-def _bound_names(tree: ast.AST) -> set[str]:
-    bound = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            bound.add(node.id)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.alias):
-            bound.add(node.asname or node.name.split(".")[0])
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-    return bound
 
 
 def normalized(source: str) -> str:

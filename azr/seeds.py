@@ -7,7 +7,8 @@ The AZR authors' JSONL rows (two such files are in ../shared/data/azr-seeds):
 
 Rows are read as proposals, to be validated like any other (outputs are recomputed in the sandbox;
 the file's own are not trusted: the authors' were cut at 400 characters). `export_row` writes the
-same format, with our task type, step, source and given indices added; it reads back.
+same format, with our task type, step, source and given indices added. An export imports again,
+re-validated like any file: the step, source and induction split are assigned anew.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def read_rows(
             continue
         try:
             row = json.loads(line)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # a line nested 100,000 deep is not JSON to us
             yield FormatError(f"line {number}: not JSON ({error})")
             continue
         yield _proposal(row, task_type, number)

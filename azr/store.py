@@ -16,12 +16,16 @@ One table, `tasks`, with a `task_type` column, and one view per task type for re
 | imports | JSON list of the program's top-level import statements |
 | step | training step at which the task was added (0: before training) |
 | source | identity, proposed, seed:<file>... |
-| key | dedup hash: AST-normalised program + canonical input(s); unique per task type |
+| key | dedup hash: AST-normalised program + canonical input(s); unique per type among live tasks |
+| evicted_at | NULL while the task is in its buffer; else the step at which the cap evicted it |
 
 Writes are transactions in WAL mode with synchronous=FULL: a crash or SIGKILL loses nothing
 committed, and readers (the CLI, a report) never block the trainer. Every valid task is kept,
 duplicates are ignored, and past `max_tasks` per type the oldest are evicted (the reference
-implementation's cap dropped the newest).
+implementation's cap dropped the newest). Eviction only marks a row, so the buffers as they were
+at any step can be rebuilt: resuming from a checkpoint taken at step s removes what came after s
+and brings back what was evicted after it (`truncate_after`); `forget_evicted` drops marked rows
+for good once no checkpoint can need them.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from azr.programs import dedup_key
@@ -53,19 +57,21 @@ CREATE TABLE IF NOT EXISTS tasks (
     step INTEGER NOT NULL,
     source TEXT NOT NULL,
     key TEXT NOT NULL,
-    added_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    UNIQUE (task_type, key)
+    evicted_at INTEGER,
+    added_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
+CREATE UNIQUE INDEX IF NOT EXISTS live_tasks_by_key ON tasks (task_type, key) WHERE evicted_at IS NULL;
 CREATE INDEX IF NOT EXISTS tasks_by_type_step ON tasks (task_type, step, id);
-CREATE VIEW IF NOT EXISTS deduction AS
-    SELECT id, step, source, program, input, output FROM tasks WHERE task_type = 'deduction';
-CREATE VIEW IF NOT EXISTS abduction AS
-    SELECT id, step, source, program, input, output FROM tasks WHERE task_type = 'abduction';
-CREATE VIEW IF NOT EXISTS induction AS
-    SELECT id, step, source, program, message, inputs, outputs, given FROM tasks WHERE task_type = 'induction';
+CREATE VIEW IF NOT EXISTS deduction AS SELECT id, step, source, program, input, output
+    FROM tasks WHERE task_type = 'deduction' AND evicted_at IS NULL;
+CREATE VIEW IF NOT EXISTS abduction AS SELECT id, step, source, program, input, output
+    FROM tasks WHERE task_type = 'abduction' AND evicted_at IS NULL;
+CREATE VIEW IF NOT EXISTS induction AS SELECT id, step, source, program, message, inputs, outputs, given
+    FROM tasks WHERE task_type = 'induction' AND evicted_at IS NULL
 """
 
 _COLUMNS = "id, task_type, program, input, output, inputs, outputs, message, given, imports, step, source"
+_LIVE = "evicted_at IS NULL"
 
 
 class StoreError(RuntimeError):
@@ -83,125 +89,129 @@ class TaskStore:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError as error:
+            with self._transaction():  # two processes creating one store at once: one does it
+                for statement in _SCHEMA.split(";"):
+                    self._db.execute(statement)
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            version = int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        except (sqlite3.DatabaseError, ValueError, TypeError) as error:
             raise StoreError(f"{self.path} is not a usable task store: {error}") from None
-        if found is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(found[0]) > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema {found[0]}; this azr reads up to {SCHEMA_VERSION}: upgrade azr")
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema {version}; this azr reads up to {SCHEMA_VERSION}: upgrade azr")
 
     # -- writing -----------------------------------------------------------------------------
 
     def add(self, tasks: Sequence[Task]) -> list[bool]:
-        """Add tasks in one transaction; True for each that was new (False: a duplicate)."""
+        """Add tasks in one transaction; True for each that was new (False: a duplicate of a task
+        in its buffer). Past the cap, the oldest are evicted, as of the newest task's step."""
         added = []
         with self._transaction():
             for task in tasks:
                 cursor = self._db.execute(
-                    f"INSERT OR IGNORE INTO tasks ({_COLUMNS.removeprefix('id, ')}, key) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO tasks ({_COLUMNS.removeprefix('id, ')}, key) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    f"ON CONFLICT (task_type, key) WHERE {_LIVE} DO NOTHING",
                     (*_row(task), _key(task)),
                 )
                 added.append(cursor.rowcount == 1)
             if self.max_tasks is not None:
                 for task_type in {task.task_type for task in tasks}:
-                    self._evict(task_type)
+                    step = max(task.step for task in tasks if task.task_type is task_type)
+                    self._evict(task_type, step)
         return added
 
-    def _evict(self, task_type: TaskType) -> None:
+    def _evict(self, task_type: TaskType, step: int) -> None:
         excess = self.count(task_type) - self.max_tasks  # type: ignore[operator]
         if excess > 0:
             self._db.execute(
-                "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE task_type = ? ORDER BY step, id LIMIT ?)",
-                (task_type.value, excess),
+                "UPDATE tasks SET evicted_at = ? WHERE id IN "
+                f"(SELECT id FROM tasks WHERE task_type = ? AND {_LIVE} ORDER BY step, id LIMIT ?)",
+                (step, task_type.value, excess),
             )
 
     def truncate_after(self, step: int) -> int:
-        """Delete the tasks added after `step` (on resuming from a checkpoint taken at `step`)."""
+        """Make the buffers what they were at the end of `step`, on resuming from a checkpoint taken
+        then: delete the tasks added later and restore those evicted later. Returns how many were
+        deleted."""
         with self._transaction():
-            return self._db.execute("DELETE FROM tasks WHERE step > ?", (step,)).rowcount
+            deleted = self._db.execute("DELETE FROM tasks WHERE step > ?", (step,)).rowcount
+            self._db.execute("UPDATE tasks SET evicted_at = NULL WHERE evicted_at > ?", (step,))
+        return deleted
+
+    def forget_evicted(self, up_to_step: int) -> int:
+        """Drop for good the tasks evicted at or before `up_to_step`, which no resume can need."""
+        with self._transaction():
+            return self._db.execute("DELETE FROM tasks WHERE evicted_at <= ?", (up_to_step,)).rowcount
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, "BEGIN IMMEDIATE")
+
+    def _snapshot(self) -> _Transaction:
+        """A read transaction: several queries see one state, whatever other writers do."""
+        return _Transaction(self._db, "BEGIN")
 
     # -- reading -----------------------------------------------------------------------------
 
     def count(self, task_type: TaskType | None = None) -> int:
-        if task_type is None:
-            return self._db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
-        return self._db.execute("SELECT COUNT(*) FROM tasks WHERE task_type = ?", (task_type.value,)).fetchone()[0]
+        """Tasks in the buffers (evicted ones not counted)."""
+        where, params = _where(task_type, None)
+        return self._db.execute(f"SELECT COUNT(*) FROM tasks {where}", params).fetchone()[0]
 
     def tasks(self, task_type: TaskType | None = None, max_step: int | None = None) -> list[Task]:
-        """Tasks in insertion order, of one type or all, added at or before `max_step`."""
+        """A buffer (or all three) in insertion order; with `max_step`, as it was at that step."""
         return [task for _, task in self.rows(task_type, max_step)]
 
     def rows(
         self, task_type: TaskType | None = None, max_step: int | None = None, limit: int | None = None
-    ) -> Iterator[tuple[int, Task]]:
-        """(id, task) pairs in insertion order."""
-        where, params = self._where(task_type, max_step)
+    ) -> list[tuple[int, Task]]:
+        """(id, task) pairs, as `tasks`."""
+        where, params = _where(task_type, max_step)
         query = f"SELECT {_COLUMNS} FROM tasks {where} ORDER BY id"
         if limit is not None:
             query += " LIMIT ?"
             params.append(limit)
-        for row in self._db.execute(query, params).fetchall():
-            yield row[0], _task(row)
+        return [(row[0], _task(row)) for row in self._db.execute(query, params).fetchall()]
 
     def get(self, task_id: int) -> Task | None:
+        """A task by id, evicted or not."""
         row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return _task(row) if row else None
-
-    def latest_step(self, task_type: TaskType) -> int | None:
-        return self._db.execute("SELECT MAX(step) FROM tasks WHERE task_type = ?", (task_type.value,)).fetchone()[0]
 
     def references(self, task_type: TaskType, k: int, rng: random.Random) -> list[Task]:
         """K tasks drawn uniformly without replacement (fewer if the buffer holds fewer), for a
         proposer's prompt (paper: K = 6)."""
-        ids = self._ids(task_type)
-        return [self._get(i) for i in rng.sample(ids, min(k, len(ids)))]
+        with self._snapshot():
+            ids = self._ids(task_type)
+            return [self._get(i) for i in rng.sample(ids, min(k, len(ids)))]
 
-    def solver_batch(
-        self, task_type: TaskType, size: int, rng: random.Random, since_step: int | None = None
-    ) -> list[Task]:
-        """`size` tasks for the solver: the new ones first (added at `since_step` or later;
-        default: the latest step), the rest drawn uniformly from the older ones, and, only if the
-        buffer holds fewer than `size`, repeats. Never short; raises if the buffer is empty."""
-        ids = self._ids(task_type)
-        if not ids:
-            raise StoreError(f"the {task_type.value} buffer is empty: seed the store first")
-        since = self.latest_step(task_type) if since_step is None else since_step
-        new = [row[0] for row in self._db.execute(
-            "SELECT id FROM tasks WHERE task_type = ? AND step >= ? ORDER BY id DESC", (task_type.value, since)
-        )]  # fmt: skip
-        chosen = new[:size]
-        taken = set(chosen)
-        rest = [i for i in ids if i not in taken]
-        chosen += rng.sample(rest, min(size - len(chosen), len(rest)))
-        while len(chosen) < size:
-            chosen.append(rng.choice(ids))
-        return [self._get(i) for i in chosen]
+    def solver_batch(self, task_type: TaskType, size: int, rng: random.Random, since_step: int) -> list[Task]:
+        """`size` tasks for the solver: those added at `since_step` or later first (newest first),
+        the rest drawn uniformly from the older ones, and, only if the buffer holds fewer than
+        `size`, repeats. Never short; raises if the buffer is empty."""
+        with self._snapshot():
+            ids = self._ids(task_type)
+            if not ids:
+                raise StoreError(f"the {task_type.value} buffer is empty: seed the store first")
+            new = [row[0] for row in self._db.execute(
+                f"SELECT id FROM tasks WHERE task_type = ? AND step >= ? AND {_LIVE} ORDER BY id DESC",
+                (task_type.value, since_step),
+            )]  # fmt: skip
+            chosen = new[:size]
+            taken = set(chosen)
+            rest = [i for i in ids if i not in taken]
+            chosen += rng.sample(rest, min(size - len(chosen), len(rest)))
+            while len(chosen) < size:
+                chosen.append(rng.choice(ids))
+            return [self._get(i) for i in chosen]
 
     def _ids(self, task_type: TaskType) -> list[int]:
-        rows = self._db.execute("SELECT id FROM tasks WHERE task_type = ? ORDER BY id", (task_type.value,))
+        rows = self._db.execute(f"SELECT id FROM tasks WHERE task_type = ? AND {_LIVE} ORDER BY id", (task_type.value,))
         return [row[0] for row in rows]
 
     def _get(self, task_id: int) -> Task:
         task = self.get(task_id)
         assert task is not None
         return task
-
-    @staticmethod
-    def _where(task_type: TaskType | None, max_step: int | None) -> tuple[str, list]:
-        clauses, params = [], []
-        if task_type is not None:
-            clauses.append("task_type = ?")
-            params.append(task_type.value)
-        if max_step is not None:
-            clauses.append("step <= ?")
-            params.append(max_step)
-        return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def close(self) -> None:
         self._db.close()
@@ -214,16 +224,30 @@ class TaskStore:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception."""
+    """BEGIN ... COMMIT, or ROLLBACK on an exception."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, begin: str) -> None:
         self.db = db
+        self.begin = begin
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute(self.begin)
 
     def __exit__(self, kind: type | None, *_: object) -> None:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _where(task_type: TaskType | None, max_step: int | None) -> tuple[str, list]:
+    clauses, params = [], []
+    if task_type is not None:
+        clauses.append("task_type = ?")
+        params.append(task_type.value)
+    if max_step is None:
+        clauses.append(_LIVE)
+    else:  # the buffer as it was at the end of max_step
+        clauses.append("step <= ? AND (evicted_at IS NULL OR evicted_at > ?)")
+        params += [max_step, max_step]
+    return "WHERE " + " AND ".join(clauses), params
 
 
 def _key(task: Task) -> str:

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from azr.executor import ExecRequest, ExecStatus, Executor, NotPlainData, parse_arguments
+from azr.executor import ExecRequest, ExecStatus, Executor, NotPlainData, parse_arguments, parse_value
 from azr.programs import FilterConfig, check_program, dedup_key, leaks_program
 from azr.tasks import (
     FormatError,
@@ -105,18 +105,23 @@ class Validator:
     def _static(self, index: int, proposal: Proposal | FormatError) -> _Pending | Validation:
         if isinstance(proposal, FormatError):
             return Validation(None, Rejection.FORMAT, proposal.reason)
+        raw_inputs = [proposal.input] if isinstance(proposal, TripletProposal) else list(proposal.inputs)
+        message = [proposal.message] if isinstance(proposal, InductionProposal) else []
+        if not all(_is_utf8(text) for text in [proposal.program, *raw_inputs, *message]):
+            return Validation(None, Rejection.FORMAT, "the text is not valid UTF-8 (a lone surrogate?)")
         check = check_program(proposal.program, self.config.filter)
         if not check.ok:
             return Validation(None, check.rejection, check.detail)
-        raw_inputs = [proposal.input] if isinstance(proposal, TripletProposal) else list(proposal.inputs)
         inputs: list[str] = []
         for text in raw_inputs:
             try:
-                canonical = parse_arguments(text, self.executor.config.max_input_chars).canonical()
+                arguments = parse_arguments(text, self.executor.config.max_input_chars)
             except NotPlainData as error:
                 return Validation(None, Rejection.INVALID_INPUT, f"{text[:100]!r}: {error}")
-            if canonical not in inputs:
-                inputs.append(canonical)
+            if not _is_task_data([arguments.args, arguments.kwargs]):
+                return Validation(None, Rejection.INVALID_INPUT, f"{text[:100]!r}: {_NOT_TASK_DATA}")
+            if arguments.canonical() not in inputs:
+                inputs.append(arguments.canonical())
         if isinstance(proposal, InductionProposal):
             wanted = self.config.induction_inputs
             if len(inputs) < wanted:
@@ -144,6 +149,8 @@ class Validator:
             if failed is not None:
                 detail = failed.error if first else f"second run (hash seed {hash_seed}): {failed.error}"
                 results[item.index] = Validation(None, _STATUS_REJECTION[failed.status], detail)
+            elif first and not all(_is_task_data(parse_value(run.output)) for run in runs):  # type: ignore[arg-type]
+                results[item.index] = Validation(None, Rejection.INVALID_OUTPUT, _NOT_TASK_DATA)
             elif first:
                 item.outputs = [run.output for run in runs]
                 kept.append(item)
@@ -181,6 +188,32 @@ class Validator:
         digest = hashlib.sha256(f"{self.seed}:{step}:{dedup_key(program, list(inputs))}".encode()).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
         return tuple(sorted(rng.sample(range(len(inputs)), len(inputs) // 2)))
+
+
+_NOT_TASK_DATA = "complex numbers and Ellipsis are plain data, but not task data (AZR.md section 3)"
+
+
+def _is_task_data(value: object) -> bool:
+    """Plain data without complex numbers or Ellipsis: what AZR tasks are made of."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is complex or item is Ellipsis:
+            return False
+        if type(item) in (list, tuple, set, frozenset):
+            pending.extend(item)  # type: ignore[arg-type]
+        elif type(item) is dict:
+            pending.extend(item.keys())  # type: ignore[union-attr]
+            pending.extend(item.values())  # type: ignore[union-attr]
+    return True
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def rejection_counts(validations: Sequence[Validation]) -> dict[str, int]:

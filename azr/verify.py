@@ -64,10 +64,14 @@ class Verifier:
         executor: Executor,
         equality: Equality | str = Equality.STRICT,
         filter: FilterConfig | None = None,
+        hash_seed: int = 0,
     ) -> None:
         self.executor = executor
         self.equality = Equality(equality)
         self.filter = filter or FilterConfig()
+        self.hash_seed = hash_seed
+        """PYTHONHASHSEED of the runs: the seed the tasks' outputs were computed with
+        (ValidationConfig.hash_seeds[0])."""
 
     def verify(self, items: Sequence[tuple[Task, Answer | FormatError]]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(items)
@@ -80,7 +84,8 @@ class Verifier:
                 checks.append(outcome)
         # Each distinct (program, input) runs once: N_mc samples of one answer are often identical.
         unique = list(dict.fromkeys((program, input) for check in checks for program, input, _ in check.runs))
-        ran = dict(zip(unique, self.executor.run_batch([ExecRequest(*run) for run in unique]), strict=True))
+        results = self.executor.run_batch([ExecRequest(*run) for run in unique], hash_seed=self.hash_seed)
+        ran = dict(zip(unique, results, strict=True))
         for check in checks:
             verdict = Verdict(True)
             for program, input, expected in check.runs:
@@ -103,6 +108,8 @@ class Verifier:
             if not check.ok:
                 mistake = Mistake.BANNED if check.rejection is Rejection.BANNED else Mistake.ERROR
                 return Verdict(False, mistake, f"{check.rejection.value}: {check.detail}")  # type: ignore[union-attr]
+            if not task.hidden_pairs:  # nothing to check would make every program correct
+                return Verdict(False, Mistake.WRONG, "the task has no hidden pairs to check the program on")
             return _Check(index, [(answer.text, i, o) for i, o in task.hidden_pairs])
         assert isinstance(task, TripletTask)
         if task.task_type is TaskType.DEDUCTION:

@@ -42,6 +42,8 @@ def test_verify_judges_each_line_in_order():
         {"id": 8, "task_type": "trivia", "answer": "1"},
         {"id": 9, "task_type": "deduction", "program": "def f(): pass", "input": "", "output": "f()", "answer": "1"},
         {"id": 10, "task_type": "deduction", **PARITY, "answer": "[" * 10_000},
+        "[" * 100_000 + "]" * 100_000,  # JSON nested too deep for the json module
+        {"id": 12, "task_type": "deduction", **PARITY, "answer": "1"},
     )  # fmt: skip
     completed = azr("verify", "--timeout", "2", stdin=stdin)
     assert completed.returncode == 0, completed.stderr
@@ -57,6 +59,8 @@ def test_verify_judges_each_line_in_order():
         (8, False, "invalid_task"),
         (9, False, "invalid_task"),
         (10, False, "not_a_literal"),
+        (None, False, "invalid_task"),
+        (12, True, "correct"),
     ]
     assert "line 7: not JSON" in results[6]["detail"]
 

@@ -101,6 +101,9 @@ def test_input_length_limit():
         ("{8, 0}", "{8, 0}"),  # 8 and 0 share a slot: list({8, 0}) is [8, 0], list({0, 8}) is [0, 8]
         ("frozenset([2, 1]), frozenset([]), set()", "frozenset({2, 1}), frozenset(), set()"),
         ("b=1, a=2", "b=1, a=2"),
+        # what Python drops is dropped: {1, 1} and {1} are one input
+        ("{1, 1, True, 2}, {1: 'a', 2: 'b', 1.0: 'c'}", "{1, 2}, {1: 'c', 2: 'b'}"),
+        ("frozenset([3, 3])", "frozenset({3})"),
     ],
 )
 def test_canonical_arguments(text, spelled):

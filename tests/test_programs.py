@@ -23,6 +23,10 @@ ACCEPTED = [
     "def f(a):\n    return a\n\nif __name__ == '__main__':\n    print(f(1))",
     # hash() and id() pass the filter: the determinism check catches their misuse
     "def f(a):\n    return hash(a) % 7",
+    # a banned name bound in an enclosing function is that function's variable
+    "def f(a):\n    open = len\n    def g(x):\n        return open(x)\n    return g(a)",
+    # __future__ imports are fine, though underscored
+    "from __future__ import annotations\ndef f(a: int) -> int:\n    return a",
 ]
 
 
@@ -74,6 +78,18 @@ REJECTED = [
     ("def f(a):\n    return a.__dict__", Rejection.BANNED),
     ("def f(a):\n    return __builtins__", Rejection.BANNED),
     ("def f(a):\n    g = (x for x in a)\n    return g.gi_frame.f_back.f_globals", Rejection.BANNED),
+    # shadowing is judged scope by scope: these still reach the builtins
+    ("def f(a, eval=eval):\n    return eval(a)", Rejection.BANNED),
+    ("def f(a, __import__=__import__):\n    return __import__('time').time()", Rejection.BANNED),
+    ("def g(open):\n    return open\ndef f(a):\n    return open(a)", Rejection.BANNED),
+    (
+        "class C:\n    open = len\n    def m(self, x):\n        return open(x)\ndef f(a):\n    return C().m(a)",
+        Rejection.BANNED,
+    ),
+    # the C halves of banned modules, and the OS module under its own name
+    ("import _datetime\ndef f(a):\n    return str(_datetime.date.today())", Rejection.BANNED),
+    ("from _random import Random\ndef f(a):\n    return Random().random()", Rejection.BANNED),
+    ("import posix\ndef f(a):\n    return posix.listdir('/')", Rejection.BANNED),
     # relative imports have no package to come from
     ("from . import x\ndef f(a):\n    return a", Rejection.BANNED),
 ]

@@ -194,6 +194,15 @@ def test_parsing_never_raises(text):
             assert isinstance(proposal, (TripletProposal, InductionProposal, FormatError))
 
 
+def test_parsing_is_linear_in_the_completion():
+    import time
+
+    hostile = "<answer>" * 50_000 + "</think>" + "<answer>x" * 20_000
+    started = time.perf_counter()
+    assert isinstance(paper().parse_answer(D, hostile), FormatError)
+    assert time.perf_counter() - started < 0.2
+
+
 def test_non_text_is_a_format_error():
     for template in (paper(), compact()):
         assert isinstance(template.parse_answer(D, None), FormatError)  # type: ignore[arg-type]

@@ -52,6 +52,31 @@ def test_the_cap_evicts_the_oldest(tmp_path):
         assert store.count(A) == 1
 
 
+def test_a_resume_restores_the_buffer_the_cap_changed(tmp_path):
+    """Eviction only marks rows: truncating to step s gives back the buffer as it was at s."""
+    with TaskStore(tmp_path / "t.sqlite", max_tasks=3) as store:
+        for step in range(6):
+            store.add([task(step, step=step)])
+        assert [t.step for t in store.tasks(D)] == [3, 4, 5]
+        assert [t.step for t in store.tasks(D, max_step=2)] == [0, 1, 2]  # as it was then
+        assert store.truncate_after(2) == 3
+        assert [t.step for t in store.tasks(D)] == [0, 1, 2]
+        assert len(store.solver_batch(D, 3, random.Random(0), since_step=2)) == 3
+        # and training goes on from there as it did the first time
+        store.add([task(3, step=3)])
+        assert [t.step for t in store.tasks(D)] == [1, 2, 3]
+
+
+def test_an_evicted_task_can_come_back_and_old_evictions_can_be_forgotten(tmp_path):
+    with TaskStore(tmp_path / "t.sqlite", max_tasks=2) as store:
+        store.add([task(0, step=0), task(1, step=1), task(2, step=2)])  # task 0 evicted at step 2
+        assert store.add([TripletTask(D, task(0).program, "1", "1", step=3)]) == [True]  # proposed again
+        assert store.add([task(2, step=4)]) == [False]  # but a live duplicate is still a duplicate
+        assert [t.step for t in store.tasks(D)] == [2, 3]
+        assert store.forget_evicted(up_to_step=2) == 1
+        assert store.count() == 2 and len(store._db.execute("SELECT id FROM tasks").fetchall()) == 3
+
+
 def test_reload_up_to_a_step_and_truncate_after_it(tmp_path):
     path = tmp_path / "t.sqlite"
     with TaskStore(path) as store:
@@ -77,15 +102,18 @@ def test_references_are_drawn_without_replacement(store):
 def test_solver_batches_are_newest_first_and_never_short(store):
     store.add([task(i, step=0) for i in range(6)])
     store.add([task(100 + i, step=1) for i in range(3)])
-    batch = store.solver_batch(D, 5, random.Random(0))
+    batch = store.solver_batch(D, 5, random.Random(0), since_step=1)
     assert len(batch) == 5
     assert [t.step for t in batch[:3]] == [1, 1, 1]  # this step's new tasks first
     assert all(t.step == 0 for t in batch[3:]) and len({t.program for t in batch}) == 5
     # a buffer smaller than the batch: repeats, never short
     store.add([task(0, task_type=A)])
-    assert len(store.solver_batch(A, 4, random.Random(0))) == 4
+    assert len(store.solver_batch(A, 4, random.Random(0), since_step=1)) == 4
+    # a step that added nothing new: all drawn uniformly, without repeats while there are enough
+    later = store.solver_batch(D, 9, random.Random(0), since_step=2)
+    assert len({t.program for t in later}) == 9
     with pytest.raises(StoreError, match="induction buffer is empty"):
-        store.solver_batch(N, 4, random.Random(0))
+        store.solver_batch(N, 4, random.Random(0), since_step=0)
 
 
 def test_readable_with_plain_sqlite(store):

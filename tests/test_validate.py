@@ -41,6 +41,12 @@ CASES = [
     (triplet("def f(a):\n    return len(bytearray(10**11))"), Rejection.MEMORY),
     # returns something that is not plain data
     (triplet("def f(a):\n    return object()"), Rejection.INVALID_OUTPUT),
+    # plain data, but not task data: complex numbers and Ellipsis (AZR.md section 3)
+    (triplet("def f(a):\n    return [a, 2j]"), Rejection.INVALID_OUTPUT),
+    (triplet("def f(a):\n    return {'k': ...}"), Rejection.INVALID_OUTPUT),
+    (triplet("def f(a):\n    return a", "(1+2j)"), Rejection.INVALID_INPUT),
+    # text that cannot be stored: a lone surrogate, as JSON "\ud800" decodes
+    (triplet("def f(a):\n    return '\ud800'"), Rejection.FORMAT),
     # an oversized output is rejected, not truncated (the reference cut it to 400 characters)
     (triplet("def f(a):\n    return 'x' * 20000"), Rejection.INVALID_OUTPUT),
     # set order of strings depends on the hash seed: caught only across processes
@@ -105,6 +111,10 @@ INDUCTION_CASES = [
     (induction(["1", "2", "3", "'a'"]), Rejection.ERROR),
     # an empty message
     (induction(["1", "2", "3", "4"], message="  "), Rejection.EMPTY_MESSAGE),
+    # repeated set items make one input: {1} and {1, 1} are not two
+    (induction(["{1}", "{1, 1}", "{1, 1, 1}", "{1, 1, 1, 1}"], program="def f(s):\n    return len(s)"),
+     Rejection.TOO_FEW_INPUTS),
+    (induction(["1", "2", "3", "4"], message="squares \ud800"), Rejection.FORMAT),
     # a message that gives the code away
     (induction(["1", "2", "3", "4"], message="def f(x): return x * x"), Rejection.MESSAGE_LEAKS_PROGRAM),
     # determinism holds for every input

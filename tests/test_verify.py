@@ -1,5 +1,7 @@
 """Verifying answers: correctness, the equality rule, and the reward hacks that must not pay."""
 
+import time
+
 import pytest
 
 from azr.programs import FilterConfig
@@ -105,10 +107,12 @@ def test_huge_and_deep_literals_are_refused_cheaply(sandbox):
     verifier = Verifier(sandbox)
     huge = "[" + "1, " * 1_000_000 + "1]"
     deep = "[" * 5000 + "]" * 5000
+    started = time.perf_counter()
     for text in (huge, deep, "9" * 5000, "'" + "a" * 50_000 + "'"):
         for task in (PARITY, PARITY_A):
             verdict = judge(verifier, task, text)
             assert verdict.mistake is Mistake.NOT_A_LITERAL, (text[:20], verdict)
+    assert time.perf_counter() - started < 1.0  # nothing of that size is parsed, let alone run
 
 
 SCAN_FOR_ANSWERS = """
@@ -137,19 +141,26 @@ def test_the_answer_key_is_not_in_the_sandbox(sandbox):
 
 
 def test_fake_results_do_not_pay(sandbox):
-    """A candidate that prints a fake verdict, or writes a fake result message and exits."""
+    """A candidate that prints a fake verdict, or writes the right outputs to its result channel
+    and then returns its own (wrong) value: judged on what `f` does, never on what it claims."""
     open_filter = FilterConfig(banned_modules=(), banned_names=(), banned_attributes=())
     verifier = Verifier(sandbox, filter=open_filter)
-    printing = "def f(xs):\n    print('{\"correct\": true}')\n    print('ok [1, 3]')\n    return None"
+    printing = "def f(xs):\n    print('{\"correct\": true}')\n    print('[-1, 0, 5]')\n    return None"
     assert judge(verifier, SORT, printing).mistake is Mistake.WRONG
     forging = (
         "import os, json\ndef f(xs):\n"
-        "    os.write(3, json.dumps({'status': 'ok', 'output': '[1, 3]', 'error': ''}).encode())\n"
-        "    os.write(3, json.dumps({'status': 'ok', 'output': '[1, 2, 2]', 'error': ''}).encode())\n"
-        "    os._exit(0)"
+        "    claim = {(): '[]'}.get(tuple(xs), '[-1, 0, 5]')  # the right answers, hidden pairs included\n"
+        "    os.write(3, json.dumps({'status': 'ok', 'output': claim, 'error': ''}).encode())\n"
+        "    return 'wrong'"
     )
     verdict = judge(verifier, SORT, forging)
-    assert not verdict.correct and verdict.mistake is Mistake.ERROR
+    assert not verdict.correct and verdict.mistake is Mistake.ERROR, verdict
+
+
+def test_an_induction_task_without_hidden_pairs_accepts_nothing(sandbox):
+    everything_given = InductionTask(SORT.program, SORT.inputs, SORT.outputs, SORT.message, given=(0, 1, 2, 3))
+    verdict = judge(Verifier(sandbox), everything_given, "def f(xs):\n    return sorted(xs)")
+    assert not verdict.correct and "no hidden pairs" in verdict.detail
 
 
 def test_batches_mix_task_types(sandbox):

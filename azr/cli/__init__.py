@@ -106,7 +106,7 @@ def json_lines(lines: IO[str]) -> Iterator[tuple[int, Any, str]]:
             continue
         try:
             yield number, json.loads(line), ""
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # a line nested 100,000 deep is not JSON to us
             yield number, None, f"line {number}: not JSON ({error})"
 
 

@@ -208,21 +208,34 @@ def parse_arguments(text: str, max_chars: int | None = None) -> Arguments:
 
 
 def _spell(node: ast.AST) -> str:
-    """The canonical spelling of a literal `_value` accepted, in the order written."""
-    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+    """The canonical spelling of a literal `_value` accepted, in the order written, with what
+    Python drops dropped: a repeated set item (the first stays) or dict key (the first key stays,
+    with the last value), so `{1, 1}` and `{1}` are one input."""
+    if isinstance(node, (ast.List, ast.Tuple)):
         items = [_spell(element) for element in node.elts]
         if isinstance(node, ast.List):
             return "[" + ", ".join(items) + "]"
-        if isinstance(node, ast.Tuple):
-            return "(" + items[0] + ",)" if len(items) == 1 else "(" + ", ".join(items) + ")"
-        return "{" + ", ".join(items) + "}"
+        return "(" + items[0] + ",)" if len(items) == 1 else "(" + ", ".join(items) + ")"
+    if isinstance(node, ast.Set):
+        return "{" + ", ".join(_distinct(node.elts)) + "}"
     if isinstance(node, ast.Dict):
-        return "{" + ", ".join(f"{_spell(k)}: {_spell(v)}" for k, v in zip(node.keys, node.values, strict=True)) + "}"  # type: ignore[arg-type]
+        entries: dict[Any, list[str]] = {}
+        for key, value in zip(node.keys, node.values, strict=True):
+            entry = entries.setdefault(_value(key, 0), [_spell(key), ""])  # type: ignore[arg-type]
+            entry[1] = _spell(value)
+        return "{" + ", ".join(f"{k}: {v}" for k, v in entries.values()) + "}"
     if isinstance(node, ast.Call):  # set() or frozenset(...)
         if not node.args or not node.args[0].elts:  # type: ignore[attr-defined]
             return f"{node.func.id}()"  # type: ignore[attr-defined]
-        return "frozenset({" + ", ".join(_spell(e) for e in node.args[0].elts) + "})"  # type: ignore[attr-defined]
+        return "frozenset({" + ", ".join(_distinct(node.args[0].elts)) + "})"  # type: ignore[attr-defined]
     return canonical(_value(node, 0))
+
+
+def _distinct(elements: list[ast.expr]) -> list[str]:
+    seen: dict[Any, str] = {}
+    for element in elements:
+        seen.setdefault(_value(element, 0), _spell(element))
+    return list(seen.values())
 
 
 def parse_value(text: str) -> Any:

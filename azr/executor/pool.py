@@ -477,7 +477,7 @@ class _Worker:
         self._buffer = rest
         try:
             return json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.broken = True
             return {"unparseable": line[:200].decode("utf-8", "replace")}
 

@@ -102,7 +102,7 @@ def _send(message: dict) -> None:
 def _frame_status(frame: str | None) -> Any:
     try:
         return json.loads(frame or "").get("status")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
 
 

@@ -30,11 +30,15 @@ class Template(ABC):
     stop: tuple[str, ...] = ()
     """Strings at which generation may stop: the completion is complete once one appears."""
 
-    def __init__(self, n_inputs: int = 10, banned: Sequence[str] = ()) -> None:
+    def __init__(self, n_inputs: int = 10, banned: Sequence[str] | None = None) -> None:
         self.n_inputs = n_inputs
         """Inputs the induction proposer is asked for."""
+        if banned is None:
+            from azr.programs import FilterConfig
+
+            banned = FilterConfig().banned_modules + FilterConfig().banned_names
         self.banned = tuple(banned)
-        """Modules and names the proposer is told not to use (the static filter's lists)."""
+        """Modules and names the proposer is told not to use (default: the static filter's lists)."""
 
     @abstractmethod
     def propose_prompt(self, task_type: TaskType, references: Sequence[Task]) -> str:

@@ -176,20 +176,20 @@ class PaperTemplate(Template):
         return Answer(task_type, found[0])
 
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _BLOCK = re.compile(r"```[ \t]*(python|input|output|message)[ \t]*\n(.*?)\n?[ \t]*```", re.DOTALL)
 
 
 def _answer(completion: str) -> str | FormatError:
-    """The text of the last <answer> block after the reasoning."""
+    """The text of the last <answer> block after the reasoning (found from the end, in linear time)."""
     if not isinstance(completion, str):
         return FormatError("the completion is not text")
     think_end = completion.rfind("</think>")
-    tail = completion[think_end + len("</think>") :] if think_end >= 0 else completion
-    answers = _ANSWER.findall(tail)
-    if not answers:
+    start = think_end + len("</think>") if think_end >= 0 else 0
+    close = completion.rfind("</answer>", start)
+    open_ = completion.rfind("<answer>", start, close) if close >= 0 else -1
+    if open_ < 0:
         return FormatError("no <answer>...</answer> block" + ("" if think_end >= 0 else " (and no </think>)"))
-    return answers[-1]
+    return completion[open_ + len("<answer>") : close]
 
 
 def _blocks(answer: str) -> dict[str, list[str]]:
