@@ -1,7 +1,14 @@
+import os
+from pathlib import Path
+
 import pytest
 
 from azr.executor import Executor, ExecutorConfig
 from azr.executor.sandbox import find_bwrap
+
+SHARED = Path(os.environ.get("AZR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+"""The team's shared data (CRUXEval, the AZR seed files): ../shared beside the repository, or
+$AZR_SHARED. Tests that need it are skipped, saying so, where it is missing."""
 
 TEST_LIMITS = {"timeout": 2.0, "memory_mb": 256, "max_stdout_bytes": 10_000}
 

@@ -4,11 +4,11 @@ import json
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import SHARED
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "azr-seeds"
+SEEDS = SHARED / "data" / "azr-seeds"
 
 
 def azr(*args: str, stdin: str = "", timeout: float = 300) -> subprocess.CompletedProcess:

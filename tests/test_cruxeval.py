@@ -10,15 +10,15 @@ them as code; we never evaluate model text, so they have no verdict here.
 """
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import SHARED
 
 from azr.executor import ExecRequest, Executor, ExecutorConfig, NotPlainData, parse_arguments, parse_value
 from azr.tasks import Answer, TaskType, TripletTask
 from azr.verify import Verifier
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cruxeval"
+DATA = SHARED / "data" / "cruxeval"
 pytestmark = pytest.mark.skipif(not DATA.exists(), reason=f"CRUXEval data not found at {DATA}")
 
 
