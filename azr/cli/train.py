@@ -1,0 +1,64 @@
+"""`azr train`: self-play training, resumable."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from azr.cli import UsageError, add_command
+
+EPILOG = """examples:
+  azr train --run-dir runs/demo                          # the tiny-cpu defaults
+  azr train --run-dir runs/demo train.steps=40           # resume the same run, with more steps
+  azr train --run-dir runs/q15 --config gpu-1.5b-lora model.path=/models/Qwen2.5-Coder-1.5B
+  azr train --help-config                                # every key, with its default
+
+presets: tiny-cpu (default), paper-7b, gpu-1.5b-lora. Run the same command on the same
+--run-dir to resume from its last checkpoint."""
+
+
+def register(commands: Any) -> None:
+    command = add_command(
+        commands,
+        "train",
+        help="self-play training (resumes when the run directory has a checkpoint)",
+        description="Train a model by Absolute Zero self-play: it proposes tasks, solves them, and learns "
+        "from the sandbox's verdicts.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.add_argument("--run-dir", metavar="DIR", help="where the run lives (config, metrics, checkpoints...)")
+    command.add_argument("--config", metavar="FILE", help="a YAML file or a preset name")
+    command.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.steps=5")
+    command.add_argument("--help-config", action="store_true", help="print every config key with its default")
+    command.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from azr import config as configuration
+
+    if args.help_config:
+        print(configuration.describe_keys(), end="")
+        return 0
+    if not args.run_dir:
+        raise UsageError("--run-dir is required (where the run's config, metrics and checkpoints go)")
+    try:
+        config = configuration.load(args.config, args.overrides)
+    except configuration.ConfigError as error:
+        raise UsageError(str(error)) from None
+
+    from rich.console import Console
+
+    from azr.executor import ExecutorError
+    from azr.policy import PolicyError
+    from azr.store import StoreError
+    from azr.train import train
+
+    console = Console(stderr=True)
+    try:
+        last = train(Path(args.run_dir), config, console)
+    except (configuration.ConfigError, PolicyError, ExecutorError, StoreError) as error:
+        raise UsageError(str(error)) from None
+    console.print(f"done: step {last}; run directory {args.run_dir}")
+    return 0

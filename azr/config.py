@@ -1,0 +1,281 @@
+"""The configuration of a run: typed dataclasses whose docstrings are the documentation.
+
+Defaults run on a 2-core CPU (the `tiny-cpu` preset is empty on purpose). Presets in `azr/configs/`
+override some of them (`paper-7b`: the paper's numbers; `gpu-1.5b-lora`: one GPU, LoRA); dotted
+`key=value` overrides on the command line come last. OmegaConf (structured configs) does the
+merging and type checking; `check` adds the cross-field rules, with errors that say what to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from azr.advantages import STATS
+from azr.executor.pool import ISOLATIONS
+from azr.prompts import TEMPLATES
+from azr.reward import SHAPINGS
+from azr.tasks import TaskType
+
+_ = MISSING
+
+
+@dataclass
+class LoraConfig:
+    """Low-rank adapters through PEFT (`pip install 'azr[lora]'`): train a few million parameters
+    instead of all of them, so a 1.5B model fits one GPU."""
+
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: str = "all-linear"
+    """Which modules get adapters: PEFT's `all-linear`, or a comma-separated list of names."""
+
+
+@dataclass
+class ModelConfig:
+    path: str = "tiny-random"
+    """A Hugging Face model directory or hub id, or `tiny-random`: a tiny random-weight Qwen2 model
+    with a locally trained tokenizer, built on first use (enough to exercise every code path)."""
+    dtype: str = "float32"
+    """float32, bfloat16 or float16 (the weights and the computation)."""
+    device: str = "auto"
+    """auto (CUDA if available, else CPU), cpu, cuda, cuda:N."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% more compute."""
+    chat_template: bool = False
+    """Wrap prompts in the tokenizer's chat template (instruct models) instead of the plain
+    R1-style framing (base models, as in the paper)."""
+    attn_implementation: str = ""
+    """Passed to from_pretrained when set: eager, sdpa, flash_attention_2."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class GenerationConfig:
+    backend: str = "transformers"
+    """How completions are sampled. `transformers`: HF generate with left padding and a KV cache."""
+    temperature: float = 1.0
+    """Sampling temperature of every rollout (paper: 1.0)."""
+    top_p: float = 1.0
+    max_prompt_tokens: int = 1024
+    """Longer prompts are cut from the left (paper: 6144)."""
+    max_new_tokens: int = 128
+    """Longest completion (paper: 8096)."""
+    batch_size: int = 32
+    """Sequences generated together; prompts are grouped by length to waste little padding."""
+
+
+@dataclass
+class SelfPlayConfig:
+    """The algorithm (AZR paper section 3; ../shared/docs/AZR.md)."""
+
+    task_types: list[str] = field(default_factory=lambda: [t.value for t in TaskType])
+    batch_size: int = 4
+    """B: proposals and solver tasks per (task type, role) per step (paper: 64)."""
+    references: int = 2
+    """K: reference triplets shown to the deduction and abduction proposers (paper: 6)."""
+    n_mc: int = 4
+    """Solver rollouts per valid proposal to estimate its solve rate (paper: 8)."""
+    induction_inputs: int = 4
+    """Inputs an induction proposal must give, half shown to the solver (paper: 10)."""
+    template: str = "compact"
+    """Prompt format: `azr` (the paper's, for real models) or `compact` (markers, tiny models)."""
+    reward_shaping: str = "paper"
+    """`paper` (Eq. 6: well formed keeps its reward, 0 -> -0.5, malformed -1) or `none`."""
+    advantage_stats: str = "sample"
+    """TRR++ statistics: `sample` (the paper) or `token` (the authors' code: token-weighted)."""
+    baseline: str = "task_role"
+    """`task_role`: TRR++'s six baselines (the paper). `prompt`: GRPO-style, one per prompt, which
+    only applies to responses that share a prompt (the reused N_mc rollouts). Beyond the paper."""
+    reuse_rollouts: bool = False
+    """Train the solver on the N_mc rollouts that estimated each proposal's solve rate, too. The
+    paper discards them (about 80% of all generated tokens). Beyond the paper."""
+    seed_factor: int = 4
+    """Before step 1, the model proposes until each buffer holds seed_factor x B tasks (paper: 4)."""
+    seed_files: list[str] = field(default_factory=list)
+    """Seed files in the authors' JSONL format, as `task_type:path` (induction rows need
+    `induction:`); when given, they seed the buffers instead of the model's own proposals."""
+    max_seed_rounds: int = 10
+    """Give up seeding (with an error) after this many rounds of proposals."""
+    max_tasks: int = 0
+    """Tasks kept per buffer; past it the oldest are evicted. 0: no cap."""
+    hash_seeds: list[int] = field(default_factory=lambda: [0, 1])
+    """PYTHONHASHSEED of the two runs of the determinism check."""
+    equality: str = "strict"
+    """How answers are compared: `strict` (1, 1.0, True differ) or `python` (==)."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    """AdamW learning rate (paper: 1e-6 for 7B)."""
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 0
+    """Linear warm-up, then constant."""
+    grad_clip: float = 1.0
+    """Gradient norm clip (paper: 1.0)."""
+    clip_ratio: float = 0.2
+    """PPO clip epsilon; it never binds with one mini-batch and one epoch."""
+    mini_batches: int = 1
+    """Optimizer steps per training step (paper: 1)."""
+    epochs: int = 1
+    """Passes over each step's sequences (paper: 1)."""
+    micro_batch_size: int = 8
+    """Sequences per forward/backward; gradients accumulate over a mini-batch."""
+    kl_coef: float = 0.0
+    """KL penalty to the initial policy (paper: none)."""
+    entropy_coef: float = 0.0
+    """Entropy bonus (paper: none)."""
+
+
+@dataclass
+class ExecutorSection:
+    timeout: float = 5.0
+    """Seconds a program may run (paper: 10)."""
+    memory_mb: int = 512
+    workers: int = 0
+    """0: one per CPU core."""
+    isolation: str = "auto"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20
+    save_every: int = 10
+    """Checkpoint every this many steps (and at the end, and on Ctrl-C)."""
+    keep_checkpoints: int = 2
+    seed: int = 0
+    """Seeds everything: sampling, reference draws, induction splits, the tiny model's weights."""
+    log_samples: int = 2
+    """Proposals and answers per (task type, role) written to samples.jsonl each step."""
+    tensorboard: bool = True
+    wandb_project: str = ""
+    """Log to Weights & Biases too, when set and wandb is installed."""
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    executor: ExecutorSection = field(default_factory=ExecutorSection)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the key and what to change."""
+
+
+PRESETS = ("tiny-cpu", "paper-7b", "gpu-1.5b-lora")
+
+
+def preset_path(name: str) -> Path:
+    """The YAML file of a preset shipped with azr."""
+    return Path(str(resources.files("azr") / "configs" / f"{name}.yaml"))
+
+
+def load(config_file: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then a preset or YAML file, then dotted `key=value` overrides; checked."""
+    merged: DictConfig = OmegaConf.structured(Config)
+    try:
+        if config_file:
+            path = Path(config_file)
+            if not path.exists() and config_file in PRESETS:
+                path = preset_path(config_file)
+            if not path.exists():
+                raise ConfigError(f"no config file {config_file!r}: give a path or a preset ({', '.join(PRESETS)})")
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} is not key=value (e.g. train.steps=5)")
+        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as error:
+        raise ConfigError(_explain(error)) from None
+    check(config)
+    return config
+
+
+def _explain(error: OmegaConfBaseException) -> str:
+    key = getattr(error, "full_key", "") or ""
+    message = str(error).splitlines()[0]
+    if "Key" in message and "not in" in message:
+        return f"unknown key {key!r}: see `azr train --help-config` for the keys"
+    return f"{key}: {message}" if key else message
+
+
+def check(config: Config) -> None:
+    """Cross-field rules; raises ConfigError naming the key and what to change."""
+    s, g, o, t, e, m = config.selfplay, config.generation, config.optim, config.train, config.executor, config.model
+    rules: list[tuple[bool, str]] = [
+        (set(s.task_types) <= {t.value for t in TaskType} and bool(s.task_types),
+         "selfplay.task_types: choose from deduction, abduction, induction"),
+        (s.batch_size >= 1, "selfplay.batch_size must be >= 1"),
+        (s.references >= 0, "selfplay.references must be >= 0"),
+        (s.n_mc >= 2, "selfplay.n_mc must be >= 2 (a solve rate from one rollout is 0 or 1)"),
+        (s.induction_inputs >= 2, "selfplay.induction_inputs must be >= 2 (half are hidden)"),
+        (s.template in TEMPLATES, f"selfplay.template must be one of {', '.join(TEMPLATES)}"),
+        (s.reward_shaping in SHAPINGS, f"selfplay.reward_shaping must be one of {', '.join(SHAPINGS)}"),
+        (s.advantage_stats in STATS, f"selfplay.advantage_stats must be one of {', '.join(STATS)}"),
+        (s.baseline in ("task_role", "prompt"), "selfplay.baseline must be task_role or prompt"),
+        (s.baseline == "task_role" or s.reuse_rollouts,
+         "selfplay.baseline=prompt needs selfplay.reuse_rollouts=true: only the reused rollouts share prompts"),
+        (s.seed_factor >= 1, "selfplay.seed_factor must be >= 1"),
+        (s.max_tasks == 0 or s.max_tasks >= s.seed_factor * s.batch_size,
+         "selfplay.max_tasks must be 0 (no cap) or at least seed_factor x batch_size"),
+        (len(s.hash_seeds) == 2 and s.hash_seeds[0] != s.hash_seeds[1],
+         "selfplay.hash_seeds must be two different seeds"),
+        (s.equality in ("strict", "python"), "selfplay.equality must be strict or python"),
+        (all(":" in f and f.split(":", 1)[0] in {t.value for t in TaskType} for f in s.seed_files),
+         "selfplay.seed_files entries are task_type:path, e.g. deduction:seeds.jsonl"),
+        (g.backend == "transformers", "generation.backend: only `transformers` exists so far"),
+        (g.temperature > 0, "generation.temperature must be > 0 (the N_mc rollouts must be sampled)"),
+        (0 < g.top_p <= 1, "generation.top_p must be in (0, 1]"),
+        (g.max_new_tokens >= 1 and g.max_prompt_tokens >= 16, "generation token limits are too small"),
+        (g.batch_size >= 1, "generation.batch_size must be >= 1"),
+        (o.lr > 0, "optim.lr must be > 0"),
+        (o.mini_batches >= 1 and o.epochs >= 1 and o.micro_batch_size >= 1,
+         "optim.mini_batches, optim.epochs and optim.micro_batch_size must be >= 1"),
+        (0 < o.clip_ratio < 1, "optim.clip_ratio must be in (0, 1)"),
+        (o.grad_clip > 0, "optim.grad_clip must be > 0"),
+        (len(o.betas) == 2, "optim.betas must be two numbers"),
+        (e.isolation in ISOLATIONS, f"executor.isolation must be one of {', '.join(ISOLATIONS)}"),
+        (e.timeout > 0 and e.memory_mb >= 64, "executor.timeout must be > 0 and executor.memory_mb >= 64"),
+        (t.steps >= 0 and t.save_every >= 1 and t.keep_checkpoints >= 1,
+         "train.steps must be >= 0, train.save_every and train.keep_checkpoints >= 1"),
+        (m.dtype in ("float32", "bfloat16", "float16"), "model.dtype must be float32, bfloat16 or float16"),
+        (m.device == "auto" or m.device == "cpu" or m.device.startswith("cuda"),
+         "model.device must be auto, cpu, cuda or cuda:N"),
+    ]  # fmt: skip
+    for ok, message in rules:
+        if not ok:
+            raise ConfigError(message)
+
+
+def to_yaml(config: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def from_yaml(text: str) -> Config:
+    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))
+    config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    check(config)
+    return config
+
+
+def describe_keys() -> str:
+    """Every key with its default, for `azr train --help-config`."""
+    return to_yaml(Config())
+
+
+def as_dict(config: Config) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(config))  # type: ignore[return-value]

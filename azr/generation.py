@@ -1,0 +1,133 @@
+"""Sampling completions, behind a narrow interface: prompts and sampling settings in, completions out.
+
+`Generator` is what the self-play step calls. The first backend, `TransformersGenerator`, runs HF
+`generate` with left padding and a KV cache, on prompts grouped by length so little compute goes to
+padding. A vLLM backend, or data-parallel ranks, fit behind the same interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from azr.config import GenerationConfig
+from azr.policy import Policy
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+    stop: tuple[str, ...] = ()
+    """A completion ends at the first of these (kept in it), or at the tokenizer's EOS."""
+    logprobs: bool = False
+    """Also return the sampled tokens' log-probabilities under the policy (T=1)."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    prompt_ids: tuple[int, ...]
+    ids: tuple[int, ...]
+    """The completion's tokens, through its stop token or EOS (trained on: the model learns to stop)."""
+    text: str
+    finished: bool
+    """False if cut off at max_new_tokens."""
+    logprobs: tuple[float, ...] | None = None
+
+
+class Generator(Protocol):
+    def generate(self, prompts: Sequence[str], n: int, sampling: Sampling, seed: int) -> list[list[Completion]]:
+        """`n` completions for each prompt, sampled reproducibly from `seed`."""
+        ...
+
+
+class TransformersGenerator:
+    """HF `generate`: batched by prompt length, left-padded, with a KV cache."""
+
+    def __init__(self, policy: Policy, config: GenerationConfig) -> None:
+        self.policy = policy
+        self.config = config
+
+    def generate(self, prompts: Sequence[str], n: int, sampling: Sampling, seed: int) -> list[list[Completion]]:
+        encoded = self.policy.encode(prompts, self.config.max_prompt_tokens)
+        jobs = [(i, ids) for i, ids in enumerate(encoded) for _ in range(n)]
+        jobs.sort(key=lambda job: len(job[1]))  # similar lengths together: little padding
+        stop_ids, stop_strings = self._stops(sampling.stop)
+        results: list[list[Completion]] = [[] for _ in prompts]
+        torch.manual_seed(seed)
+        model = self.policy.model
+        was_training = model.training
+        model.eval()
+        try:
+            for start in range(0, len(jobs), self.config.batch_size):
+                chunk = jobs[start : start + self.config.batch_size]
+                for (index, _), completion in zip(
+                    chunk, self._generate([ids for _, ids in chunk], sampling, stop_ids, stop_strings), strict=True
+                ):
+                    results[index].append(completion)
+        finally:
+            model.train(was_training)
+        return results
+
+    def _stops(self, stop: tuple[str, ...]) -> tuple[list[int], list[str]]:
+        """Stop strings that are one token stop by id (fast); the others by string matching."""
+        tokenizer = self.policy.tokenizer
+        ids, strings = [tokenizer.eos_token_id], []
+        for text in stop:
+            tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+            if len(tokens) == 1:
+                ids.append(tokens[0])
+            else:
+                strings.append(text)
+        return ids, strings
+
+    @torch.no_grad()
+    def _generate(
+        self, prompts: list[list[int]], sampling: Sampling, stop_ids: list[int], stop_strings: list[str]
+    ) -> list[Completion]:
+        tokenizer = self.policy.tokenizer
+        batch = self.policy.batch(prompts, [[] for _ in prompts])
+        width = batch.prompt_width
+        kwargs = {}
+        if stop_strings:
+            kwargs.update(stop_strings=stop_strings, tokenizer=tokenizer)
+        output = self.policy.model.generate(
+            input_ids=batch.input_ids[:, :width],
+            attention_mask=batch.attention_mask[:, :width],
+            do_sample=True,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=0,
+            max_new_tokens=sampling.max_new_tokens,
+            eos_token_id=stop_ids,
+            pad_token_id=tokenizer.pad_token_id,
+            **kwargs,
+        )
+        completions = []
+        for prompt, row in zip(prompts, output[:, width:].tolist(), strict=True):
+            ids, finished = _cut(row, set(stop_ids))
+            text = tokenizer.decode(ids[:-1] if finished and ids[-1] == tokenizer.eos_token_id else ids)
+            for stop in stop_strings:
+                at = text.find(stop)
+                if at >= 0:
+                    text, finished = text[: at + len(stop)], True
+            completions.append(Completion(tuple(prompt), tuple(ids), text, finished))
+        if sampling.logprobs and completions:
+            logprobs, _ = self.policy.logprobs(self.policy.batch(prompts, [c.ids for c in completions]))
+            completions = [
+                Completion(c.prompt_ids, c.ids, c.text, c.finished, tuple(logprobs[i, : len(c.ids)].tolist()))
+                for i, c in enumerate(completions)
+            ]
+        return completions
+
+
+def _cut(row: list[int], stop_ids: set[int]) -> tuple[list[int], bool]:
+    """The completion through its first stop token (after it, `generate` pads)."""
+    for position, token in enumerate(row):
+        if token in stop_ids:
+            return row[: position + 1], True
+    return row, False

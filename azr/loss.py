@@ -1,0 +1,74 @@
+"""The policy-gradient loss (AZR paper section 3.3.5; AZR.md section 5): pure functions of tensors.
+
+PPO's clipped surrogate with a token mean: for each response token,
+`max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps))` with `ratio = exp(logp - logp_old)`, averaged
+over all response tokens of the mini-batch. With one mini-batch and one epoch (the paper's
+setting) the ratio is 1 up to numerics and this is plain REINFORCE with the TRR++ baseline.
+
+Optional, off by default as in the paper: a KL penalty to a reference policy (the k3 estimator,
+`exp(ref - logp) - (ref - logp) - 1`, unbiased and never negative) and an entropy bonus.
+
+`token_count` lets gradient accumulation give the same gradient as one big batch: each
+micro-batch divides by the token count of the whole mini-batch, not its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    loss: torch.Tensor
+    """What is differentiated: policy loss + kl_coef * kl - entropy_coef * entropy."""
+    policy: float
+    kl: float
+    entropy: float
+    clip_fraction: float
+    """Fraction of tokens whose ratio was clipped (for the tokens' advantage sign)."""
+
+
+def policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_ratio: float = 0.2,
+    token_count: float | None = None,
+    ref_logprobs: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
+) -> LossTerms:
+    """The loss of a (micro-)batch.
+
+    logprobs, old_logprobs, ref_logprobs, entropy, mask: [batch, tokens]; advantages: [batch].
+    `mask` is 1 on response tokens. `token_count`: the divisor of the token mean (default: this
+    batch's response tokens).
+    """
+    mask = mask.to(logprobs.dtype)
+    count = float(mask.sum().item()) if token_count is None else float(token_count)
+    count = max(count, 1.0)
+    per_token_advantage = advantages.to(logprobs.dtype).unsqueeze(-1)
+    ratio = torch.exp(logprobs - old_logprobs)
+    unclipped = -per_token_advantage * ratio
+    clipped = -per_token_advantage * torch.clamp(ratio, 1.0 - clip_ratio, 1.0 + clip_ratio)
+    policy = (torch.maximum(unclipped, clipped) * mask).sum() / count
+    loss = policy
+    kl_value = 0.0
+    if ref_logprobs is not None and kl_coef:
+        delta = ref_logprobs - logprobs
+        kl = ((torch.exp(delta) - delta - 1.0) * mask).sum() / count
+        loss = loss + kl_coef * kl
+        kl_value = kl.item()
+    entropy_value = 0.0
+    if entropy is not None and entropy_coef:
+        mean_entropy = (entropy * mask).sum() / count
+        loss = loss - entropy_coef * mean_entropy
+        entropy_value = mean_entropy.item()
+    with torch.no_grad():
+        was_clipped = (clipped > unclipped).to(logprobs.dtype)
+        clip_fraction = ((was_clipped * mask).sum() / count).item()
+    return LossTerms(loss, policy.item(), kl_value, entropy_value, clip_fraction)

@@ -1,0 +1,165 @@
+"""The policy: one causal language model and its tokenizer, in both roles (AZR paper section 3).
+
+Any Hugging Face causal LM loads here by directory or hub id (`AutoModelForCausalLM`), or the
+locally built `tiny-random`. Optional LoRA through PEFT, gradient checkpointing, dtype and device
+from the config. `logprobs` computes per-token log-probabilities of completions in micro-batches:
+prompts are left-padded and completions right-padded, so every completion starts at the same
+column and the positions match what `generate` saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from azr.config import ModelConfig
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class PolicyError(RuntimeError):
+    """The model cannot be loaded or used as configured; the message says why."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PolicyError(f"model.device={name} but no CUDA device is available: use model.device=cpu")
+    return torch.device(name)
+
+
+def resolve_path(path: str, seed: int) -> str:
+    if path == "tiny-random":
+        from azr import tiny
+
+        return str(tiny.path(seed))
+    return path
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """Prompts left-padded to one width, completions right-padded to another."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    completion_mask: torch.Tensor
+    """[batch, completion width]: 1 on completion tokens."""
+    prompt_width: int
+
+
+class Policy:
+    def __init__(self, config: ModelConfig, seed: int = 0) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.path = resolve_path(config.path, seed)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            kwargs = {"dtype": _DTYPES[config.dtype]}
+            if config.attn_implementation:
+                kwargs["attn_implementation"] = config.attn_implementation
+            self.model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+        except (OSError, ValueError) as error:
+            raise PolicyError(f"cannot load model.path={config.path!r}: {str(error).splitlines()[0]}") from None
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self.model.to(self.device)
+        if config.lora.enabled:
+            self.model = _with_lora(self.model, config)
+        if config.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+            if config.lora.enabled:
+                self.model.enable_input_require_grads()
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        """Token ids of each text, cut from the left to `max_tokens` (the end of a prompt matters
+        most: it asks for the answer)."""
+        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [ids[-max_tokens:] for ids in encoded]
+
+    def batch(self, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]) -> TokenBatch:
+        pad = self.tokenizer.pad_token_id
+        prompt_width = max(len(p) for p in prompts)
+        completion_width = max(max((len(c) for c in completions), default=0), 1)
+        rows, masks, completion_masks = [], [], []
+        for prompt, completion in zip(prompts, completions, strict=True):
+            left, right = prompt_width - len(prompt), completion_width - len(completion)
+            rows.append([pad] * left + list(prompt) + list(completion) + [pad] * right)
+            masks.append([0] * left + [1] * (len(prompt) + len(completion)) + [0] * right)
+            completion_masks.append([1] * len(completion) + [0] * right)
+        return TokenBatch(
+            torch.tensor(rows, device=self.device),
+            torch.tensor(masks, device=self.device),
+            torch.tensor(completion_masks, device=self.device),
+            prompt_width,
+        )
+
+    # -- log-probabilities ---------------------------------------------------------------------
+
+    def logprobs(self, batch: TokenBatch, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-token log-probabilities [batch, completion width] of the completion tokens under
+        the current weights (and their entropies), with gradients if enabled by the caller."""
+        positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
+        output = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions)
+        # Logits at column j predict token j + 1: the completion's predictors start one column
+        # before it.
+        width = batch.completion_mask.shape[1]
+        logits = output.logits[:, batch.prompt_width - 1 : batch.prompt_width - 1 + width].float()
+        targets = batch.input_ids[:, batch.prompt_width : batch.prompt_width + width]
+        normaliser = torch.logsumexp(logits, dim=-1)
+        chosen = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - normaliser
+        entropy = None
+        if with_entropy:
+            probabilities = torch.softmax(logits, dim=-1)
+            entropy = normaliser - (probabilities * logits).sum(-1)
+        return chosen, entropy
+
+    # -- saving --------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """A directory `transformers` loads as is (for LoRA: the adapter, which loads with PEFT
+        installed on top of the base model named in it)."""
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+    def load_weights(self, directory: Path) -> None:
+        """Restore weights saved by `save` into this policy."""
+        if self.config.lora.enabled:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(self.model, load_file(str(directory / "adapter_model.safetensors")))
+            return
+        from transformers import AutoModelForCausalLM
+
+        loaded = AutoModelForCausalLM.from_pretrained(directory, dtype=_DTYPES[self.config.dtype])
+        self.model.load_state_dict(loaded.state_dict())
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+
+def _with_lora(model: torch.nn.Module, config: ModelConfig) -> torch.nn.Module:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise PolicyError("model.lora.enabled needs PEFT: pip install 'azr[lora]'") from None
+    targets = config.lora.target_modules
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)

@@ -1,0 +1,90 @@
+"""What a run writes as it goes: metrics.jsonl, samples.jsonl, TensorBoard, and W&B when asked.
+
+Every line of metrics.jsonl is one step: `{"step": N, "time": ..., <flat metric names>}`. A line is
+appended (and fsynced) once the step is done. On resume from a checkpoint at step s, lines of later
+steps, which a crash lost the state of, are removed before the run goes on: every step appears
+once. TensorBoard events past s are purged the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _truncate_jsonl(path: Path, after_step: int) -> None:
+    """Keep the lines whose step is <= after_step (rewritten atomically)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= after_step:
+                kept.append(line)
+        except (ValueError, AttributeError):
+            continue  # a line cut short by a crash
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+class RunLog:
+    def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool, wandb_project: str, config: dict) -> None:
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.samples_path = run_dir / "samples.jsonl"
+        for path in (self.metrics_path, self.samples_path):
+            _truncate_jsonl(path, resume_step)
+        self.tensorboard = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step + 1)
+        self.wandb = None
+        if wandb_project:
+            try:
+                import wandb
+            except ImportError:
+                import logging
+
+                logging.getLogger("azr").warning("train.wandb_project is set but wandb is not installed: skipping")
+            else:
+                self.wandb = wandb.init(project=wandb_project, dir=str(run_dir), config=config, resume="allow")
+
+    def step(self, step: int, metrics: dict[str, float], samples: list[dict[str, Any]]) -> None:
+        clean = {k: (v if isinstance(v, (int, float)) and math.isfinite(v) else None) for k, v in metrics.items()}
+        _append(self.metrics_path, [{"step": step, "time": time.time(), **clean}])
+        _append(self.samples_path, samples)
+        if self.tensorboard is not None:
+            for key, value in clean.items():
+                if value is not None:
+                    self.tensorboard.add_scalar(key, value, step)
+            self.tensorboard.flush()
+        if self.wandb is not None:
+            self.wandb.log(clean, step=step)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _append(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    with open(path, "a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,277 @@
+"""One step of Absolute Zero self-play: the file to read first (AZR paper, Algorithm 1).
+
+    1. PROPOSE    B tasks per type: deduction and abduction proposers see K reference triplets,
+                  the induction proposer one program from the buffers            (propose.py)
+    2. VALIDATE   the proposals that parse, pass the filter, run, return plain data and are
+                  deterministic become tasks, stamped with the step              (validate.py)
+    3. LEARNABILITY  N_mc solver rollouts at temperature 1 on each new task: solve rate s,
+                  proposer reward 1 - s if 0 < s < 1 else 0 (Eq. 4)              (solve.py, reward.py)
+    4. SOLVE      B tasks per type from the buffers, newest first, one answer each, verified:
+                  solver reward 1 or 0 (Eq. 5)                                   (solve.py, verify.py)
+    5. ADVANTAGES rewards shaped for format (Eq. 6), then TRR++: one baseline per (task type,
+                  role), (r - mean) / std (Eq. 8)                                (advantages.py)
+    6. UPDATE     one policy-gradient update, PPO clipped surrogate with a token mean; with one
+                  mini-batch and one epoch (the paper) it is REINFORCE           (update.py, loss.py)
+
+Deviations from the paper and the authors' code, and where each one lives:
+- Determinism is checked by two runs in separate processes with different PYTHONHASHSEED (the
+  authors ran twice in one process); oversized outputs are rejected, not truncated; programs may
+  have helpers and classes (validate.py).
+- Answers are parsed as literals and compared outside the sandbox, never spliced into code and
+  `eval`'d (verify.py).
+- Options beyond the paper, off unless configured: `selfplay.reuse_rollouts` trains the solver on
+  the N_mc rollouts of stage 3 too (the paper discards them, ~80% of the tokens it generates);
+  `selfplay.baseline=prompt` uses a per-prompt (GRPO-style) baseline for them;
+  `selfplay.advantage_stats=token` weighs responses by length (as the authors' code does).
+- A buffer that is still empty (a model that cannot yet write a valid task of that type) skips
+  that type's solver batch for the step instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from azr.advantages import group_advantages
+from azr.config import Config
+from azr.generation import Generator, Sampling
+from azr.programs import normalized
+from azr.prompts import Template
+from azr.propose import propose
+from azr.reward import accuracy, learnability, shaped, solve_rate
+from azr.solve import Solved, solve
+from azr.store import TaskStore
+from azr.tasks import FormatError, InductionTask, Role, TaskType
+from azr.update import Sample, Updater
+from azr.validate import Validator, rejection_counts
+from azr.verify import Verifier
+
+
+@dataclass
+class SelfPlay:
+    """What a step needs: the model behind `generator` and `updater`, the sandbox behind
+    `validator` and `verifier`, the buffers in `store`."""
+
+    config: Config
+    generator: Generator
+    template: Template
+    store: TaskStore
+    validator: Validator
+    verifier: Verifier
+    updater: Updater | None
+    """None: no update (evaluation, or tests of the other stages)."""
+    chat: Any = None
+    """A tokenizer with a chat template, for instruct models (model.chat_template)."""
+    timer: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def task_types(self) -> list[TaskType]:
+        return [TaskType(t) for t in self.config.selfplay.task_types]
+
+    def sampling(self) -> Sampling:
+        g = self.config.generation
+        return Sampling(g.temperature, g.top_p, g.max_new_tokens, self.template.stop)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    metrics: dict[str, float]
+    samples: list[dict[str, Any]]
+    """A few proposals and answers, for samples.jsonl."""
+    trained: list[Sample]
+    """The sequences of the update, with their rewards and advantages."""
+
+
+def selfplay_step(play: SelfPlay, step: int) -> StepResult:
+    """Run one step; the buffers gain this step's valid tasks and the policy is updated."""
+    cfg = play.config.selfplay
+    seed = play.config.train.seed * 1_000_003 + step  # every draw of the step follows from (seed, step)
+    rng = random.Random(seed)
+    play.timer.clear()
+    started = time.perf_counter()
+
+    # 1. PROPOSE
+    with _timed(play, "propose"):
+        proposed = propose(
+            _TimedGenerator(play), play.template, play.store, play.task_types, cfg.batch_size,
+            cfg.references, play.sampling(), rng, seed, play.chat,
+        )  # fmt: skip
+
+    # 2. VALIDATE: valid proposals become tasks in the buffers, stamped with this step
+    with _timed(play, "validate"), _timed(play, "executor"):
+        validations = play.validator.validate([p.proposal for p in proposed], step=step)
+    added = play.store.add([v.task for v in validations if v.task is not None])
+
+    # 3. LEARNABILITY: N_mc rollouts on each new task -> solve rate -> proposer reward (Eq. 4)
+    new_tasks = [v.task for v in validations if v.task is not None]
+    with _timed(play, "learnability"):
+        rollouts = solve(
+            _TimedGenerator(play), play.template, _TimedVerifier(play), new_tasks, cfg.n_mc,
+            play.sampling(), seed + 1, play.chat,
+        )  # fmt: skip
+    rates = iter([solve_rate([r.verdict.correct for r in task_rollouts]) for task_rollouts in rollouts])
+    proposer_rewards = [
+        (shaped(learnability(next(rates)), True, cfg.reward_shaping), 0.0) if v.valid
+        else (shaped(0.0, False, cfg.reward_shaping), None)
+        for v in validations
+    ]  # fmt: skip
+
+    # 4. SOLVE: B tasks per type, the newest first -> solver reward (Eq. 5)
+    batch = []
+    for task_type in play.task_types:
+        if play.store.count(task_type):
+            batch += play.store.solver_batch(task_type, cfg.batch_size, rng, since_step=step)
+    with _timed(play, "solve"):
+        solved = [r[0] for r in solve(
+            _TimedGenerator(play), play.template, _TimedVerifier(play), batch, 1, play.sampling(), seed + 2, play.chat
+        )]  # fmt: skip
+
+    # 5. ADVANTAGES: format shaping (Eq. 6), then TRR++ (Eq. 8)
+    samples = [
+        _sample(Role.PROPOSE, p.task_type, p.completion, reward, cfg.baseline, p.prompt)
+        for p, (reward, _) in zip(proposed, proposer_rewards, strict=True)
+    ]
+    solver_rollouts = solved + ([r for task in rollouts for r in task] if cfg.reuse_rollouts else [])
+    samples += [
+        _sample(Role.SOLVE, r.task.task_type, r.completion, _solver_reward(r, cfg.reward_shaping), cfg.baseline,
+                r.prompt)
+        for r in solver_rollouts
+    ]  # fmt: skip
+    advantages = group_advantages(
+        [s.reward for s in samples], [s.group for s in samples], [len(s.ids) for s in samples], cfg.advantage_stats
+    )
+    samples = [_with_advantage(s, a) for s, a in zip(samples, advantages, strict=True)]
+
+    # 6. UPDATE
+    update = {}
+    if play.updater is not None:
+        torch.manual_seed(seed)  # whatever in the update draws (LoRA dropout) follows from the step too
+        with _timed(play, "update"):
+            update = play.updater.update(samples, seed)
+
+    play.timer["step"] = time.perf_counter() - started
+    metrics = _metrics(play, proposed, validations, added, rollouts, solved, samples, update)
+    return StepResult(metrics, _examples(play, step, proposed, validations, solved), samples)
+
+
+# -- the pieces ------------------------------------------------------------------------------------
+
+
+def _solver_reward(rollout: Solved, shaping: str) -> float:
+    return shaped(accuracy(rollout.verdict.correct), not isinstance(rollout.answer, FormatError), shaping)
+
+
+def _sample(role: Role, task_type: TaskType, completion: Any, reward: float, baseline: str, prompt: str) -> Sample:
+    # TRR++: one baseline per (task type, role); GRPO-style: one per prompt.
+    group = (task_type.value, role.value) if baseline == "task_role" else (task_type.value, role.value, prompt)
+    return Sample(role, task_type, completion.prompt_ids, completion.ids, reward, group)
+
+
+def _with_advantage(sample: Sample, advantage: float) -> Sample:
+    return Sample(sample.role, sample.task_type, sample.prompt_ids, sample.ids, sample.reward, sample.group, advantage)
+
+
+class _timed:
+    def __init__(self, play: SelfPlay, key: str) -> None:
+        self.play, self.key = play, key
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self.play.timer[self.key] += time.perf_counter() - self.started
+
+
+class _TimedGenerator:
+    """The generator, counting its seconds and tokens for the step's metrics."""
+
+    def __init__(self, play: SelfPlay) -> None:
+        self.play = play
+
+    def generate(self, prompts: Sequence[str], n: int, sampling: Sampling, seed: int) -> Any:
+        with _timed(self.play, "generate"):
+            result = self.play.generator.generate(prompts, n, sampling, seed)
+        self.play.timer["generated_tokens"] += sum(len(c.ids) for group in result for c in group)
+        return result
+
+
+class _TimedVerifier:
+    def __init__(self, play: SelfPlay) -> None:
+        self.play = play
+
+    def verify(self, items: Any) -> Any:
+        with _timed(self.play, "executor"):
+            return self.play.verifier.verify(items)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _metrics(play, proposed, validations, added, rollouts, solved, samples, update) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for task_type in play.task_types:
+        name = task_type.value
+        mine = [(p, v) for p, v in zip(proposed, validations, strict=True) if p.task_type is task_type]
+        if mine:
+            metrics[f"propose/{name}/valid_rate"] = _mean([v.valid for _, v in mine])
+            metrics[f"propose/{name}/format_error_rate"] = _mean([isinstance(p.proposal, FormatError) for p, _ in mine])
+            for reason, count in rejection_counts([v for _, v in mine]).items():
+                if reason != "valid":
+                    metrics[f"propose/{name}/rejected/{reason}"] = count / len(mine)
+            valid_tasks = [v.task for _, v in mine if v.task is not None]
+            if valid_tasks:
+                metrics[f"propose/{name}/program_chars"] = _mean([len(t.program) for t in valid_tasks])
+                metrics[f"propose/{name}/distinct_programs"] = len({normalized(t.program) for t in valid_tasks})
+        task_rollouts = [r for r in rollouts if r and r[0].task.task_type is task_type]
+        if task_rollouts:
+            rates = [solve_rate([x.verdict.correct for x in r]) for r in task_rollouts]
+            metrics[f"propose/{name}/solve_rate"] = _mean(rates)
+            metrics[f"propose/{name}/learnability"] = _mean([learnability(s) for s in rates])
+        answers = [r for r in solved if r.task.task_type is task_type]
+        if answers:
+            metrics[f"solve/{name}/accuracy"] = _mean([r.verdict.correct for r in answers])
+            metrics[f"solve/{name}/format_error_rate"] = _mean([isinstance(r.answer, FormatError) for r in answers])
+        for role in Role:
+            rewards = [s.reward for s in samples if s.role is role and s.task_type is task_type]
+            if rewards:
+                metrics[f"{role.value}/{name}/reward"] = _mean(rewards)
+        metrics[f"store/{name}/size"] = play.store.count(task_type)
+    metrics["store/added"] = sum(added)
+    for key, value in update.items():
+        metrics[f"update/{key}"] = value
+    timer = play.timer
+    for key in ("step", "propose", "validate", "learnability", "solve", "update", "generate", "executor"):
+        metrics[f"time/{key}"] = timer.get(key, 0.0)
+    metrics["tokens/generated"] = timer.get("generated_tokens", 0.0)
+    metrics["tokens/per_second"] = timer.get("generated_tokens", 0.0) / max(timer.get("generate", 0.0), 1e-9)
+    return metrics
+
+
+def _examples(play, step, proposed, validations, solved) -> list[dict[str, Any]]:
+    keep = play.config.train.log_samples
+    examples: list[dict[str, Any]] = []
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for p, v in zip(proposed, validations, strict=True):
+        key = ("propose", p.task_type.value)
+        if counts[key] < keep:
+            counts[key] += 1
+            outcome = "valid" if v.valid else v.rejection.value  # type: ignore[union-attr]
+            examples.append({"step": step, "role": "propose", "task_type": p.task_type.value,
+                             "prompt": p.prompt[-2000:], "completion": p.completion.text, "outcome": outcome,
+                             "detail": v.detail})  # fmt: skip
+    for r in solved:
+        key = ("solve", r.task.task_type.value)
+        if counts[key] < keep:
+            counts[key] += 1
+            examples.append({"step": step, "role": "solve", "task_type": r.task.task_type.value,
+                             "prompt": r.prompt[-2000:], "completion": r.completion.text,
+                             "outcome": r.verdict.reason, "detail": r.verdict.detail,
+                             "induction": isinstance(r.task, InductionTask)})  # fmt: skip
+    return examples

@@ -1,0 +1,264 @@
+"""`azr train`: set up a run directory, seed the buffers, run self-play steps, checkpoint, resume.
+
+The run directory is a contract (README, "The run directory"):
+
+    config.yaml      the resolved config          metrics.jsonl   one JSON object per step
+    tasks.db         the task store (SQLite)      samples.jsonl   proposals and answers to read
+    tensorboard/     event files                  checkpoints/    step-N/{model/, trainer_state.pt}
+
+Running the same command on the same directory resumes from the last complete checkpoint: the
+weights, optimizer and scheduler come back, the task buffers are cut back to what they were at
+that step, and the log lines of steps the crash lost are dropped, to be written again. Ctrl-C
+finishes the current step, saves, and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from azr import checkpoint
+from azr.config import Config, ConfigError, as_dict, from_yaml, to_yaml
+from azr.executor import Executor, ExecutorConfig
+from azr.generation import TransformersGenerator
+from azr.policy import Policy
+from azr.prompts import get_template
+from azr.propose import propose
+from azr.runlog import RunLog
+from azr.seeds import identity_proposals, read_rows
+from azr.selfplay import SelfPlay, selfplay_step
+from azr.store import TaskStore
+from azr.tasks import TaskType
+from azr.update import Updater
+from azr.validate import ValidationConfig, Validator, rejection_counts
+from azr.verify import Verifier
+
+log = logging.getLogger("azr.train")
+
+
+def resolve_config(run_dir: Path, requested: Config) -> Config:
+    """The config of a run. A new run takes `requested`; a resumed one must ask for the same
+    model, generation, algorithm, optimizer and sandbox as it started with (running the same
+    command again is how to resume), and may change only `train.*` (more steps, checkpointing)."""
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.exists():
+        return requested
+    saved, wanted = as_dict(from_yaml(saved_path.read_text())), as_dict(requested)
+    for section in ("model", "generation", "selfplay", "optim", "executor"):
+        for key, value in saved[section].items():
+            if wanted[section].get(key) != value:
+                raise ConfigError(
+                    f"{run_dir} was started with {section}.{key}={value!r}, not {wanted[section].get(key)!r}; "
+                    "only train.* may change when resuming: use the same config, or a new --run-dir"
+                )
+    return requested
+
+
+def sizes(config: Config) -> str:
+    """What one step costs, printed before step 1."""
+    s, g = config.selfplay, config.generation
+    types = len(s.task_types)
+    proposer = s.batch_size * types
+    learnability = proposer * s.n_mc
+    solver = s.batch_size * types
+    inputs_per_proposal = s.induction_inputs if "induction" in s.task_types else 1
+    executor = 2 * proposer * inputs_per_proposal + learnability * inputs_per_proposal // 2 + solver * 2
+    tokens = (proposer + learnability + solver) * (g.max_new_tokens + g.max_prompt_tokens // 4)
+    trained = proposer + solver + (learnability if s.reuse_rollouts else 0)
+    return (
+        f"per step: {proposer} proposals + up to {learnability} learnability rollouts + {solver} solver "
+        f"answers generated; {trained} sequences trained on; up to ~{executor} sandboxed runs; "
+        f"up to ~{tokens:,} tokens through the model"
+    )
+
+
+def train(run_dir: Path, config: Config, console: Any = None) -> int:
+    """Run (or resume) training in `run_dir`; returns the last completed step."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = resolve_config(run_dir, config)
+    (run_dir / "config.yaml").write_text(to_yaml(config))
+    seed = config.train.seed
+    random.seed(seed)
+    torch.manual_seed(seed)
+    say = console.print if console is not None else print
+
+    policy = Policy(config.model, seed)
+    updater = Updater(policy, config.optim)
+    found = checkpoint.latest(run_dir)
+    start = 0
+    if found is not None:
+        start, path = found
+        checkpoint.load(path, policy, updater)
+        say(f"resuming {run_dir} from step {start}")
+    runlog = RunLog(run_dir, start, config.train.tensorboard, config.train.wandb_project, as_dict(config))
+    s = config.selfplay
+    executor_config = ExecutorConfig(
+        timeout=config.executor.timeout,
+        memory_mb=config.executor.memory_mb,
+        workers=config.executor.workers,
+        isolation=config.executor.isolation,
+    )
+    template = get_template(s.template, n_inputs=s.induction_inputs)
+    validation = ValidationConfig(induction_inputs=s.induction_inputs, hash_seeds=tuple(s.hash_seeds))  # type: ignore[arg-type]
+    stop = _StopOnSignal()
+    try:
+        with Executor(executor_config) as executor, TaskStore(run_dir / "tasks.db", s.max_tasks or None) as store:
+            removed = store.truncate_after(start)
+            if removed:
+                say(f"dropped {removed} tasks added after step {start}, which the checkpoint did not see")
+            play = SelfPlay(
+                config,
+                TransformersGenerator(policy, config.generation),
+                template,
+                store,
+                Validator(executor, validation, seed=seed),
+                Verifier(executor, s.equality, validation.filter, hash_seed=s.hash_seeds[0]),
+                updater,
+                chat=policy.tokenizer if config.model.chat_template else None,
+            )
+            say(f"sandbox: {executor.describe()}")
+            if start == 0:
+                seed_buffers(play, say)
+            say(sizes(config))
+            last = start
+            with _progress(console, config.train.steps, start) as progress:
+                for step in range(start + 1, config.train.steps + 1):
+                    result = selfplay_step(play, step)
+                    runlog.step(step, result.metrics, result.samples)
+                    last = step
+                    _fault_injection(step)
+                    progress(step, result.metrics)
+                    if step % config.train.save_every == 0 or step == config.train.steps or stop.requested:
+                        checkpoint.save(run_dir, step, policy, updater, config.train.keep_checkpoints)
+                        oldest = checkpoint.complete(run_dir)[0][0]
+                        store.forget_evicted(oldest)
+                    if stop.requested:
+                        say(f"interrupted: saved step {step}; run the same command to resume")
+                        break
+    finally:
+        stop.restore()
+        runlog.close()
+    return last
+
+
+def seed_buffers(play: SelfPlay, say: Any) -> None:
+    """Before step 1 (AZR.md section 6): seed files when configured; else the identity triplet,
+    then the model's own proposals until each buffer holds seed_factor x B tasks."""
+    s = play.config.selfplay
+    validator, store = play.validator, play.store
+    if s.seed_files:
+        for entry in s.seed_files:
+            task_type, path = entry.split(":", 1)
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    proposals = list(read_rows(handle, TaskType(task_type)))
+            except OSError as error:
+                raise ConfigError(f"selfplay.seed_files: cannot read {path}: {error.strerror}") from None
+            validations = validator.validate(proposals, step=0, source=f"seed:{Path(path).name}")
+            added = store.add([v.task for v in validations if v.task is not None])
+            say(f"seeded {sum(added)} {task_type} tasks from {path} ({rejection_counts(validations)})")
+        return
+    store.add([v.task for v in validator.validate(identity_proposals(), step=0, source="identity") if v.task])
+    target = s.seed_factor * s.batch_size
+    wanted = [t for t in play.task_types]
+    rng = random.Random(play.config.train.seed)
+    for round_ in range(s.max_seed_rounds):
+        short = [t for t in wanted if store.count(t) < target]
+        if not short:
+            break
+        proposed = propose(
+            play.generator, play.template, store, short, s.batch_size, s.references, play.sampling(), rng,
+            play.config.train.seed * 7919 + round_, play.chat,
+        )  # fmt: skip
+        validations = validator.validate([p.proposal for p in proposed], step=0, source="seeding")
+        store.add([v.task for v in validations if v.task is not None])
+    counts = {t.value: store.count(t) for t in wanted}
+    if any(n < target for n in counts.values()):
+        log.warning(
+            "seeding stopped after %d rounds short of %d tasks per buffer: %s. Training goes on; a buffer "
+            "that is empty skips its solver batch until the model proposes valid tasks of that type.",
+            s.max_seed_rounds, target, counts,
+        )  # fmt: skip
+    say(f"buffers: {counts}")
+
+
+def _fault_injection(step: int) -> None:
+    """For the resume tests: AZR_FAULT_AFTER_STEP=N kills the process with SIGKILL right after step
+    N is logged, before any checkpoint of it, as a crash or an OOM kill would."""
+    import os
+
+    if os.environ.get("AZR_FAULT_AFTER_STEP") == str(step):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _StopOnSignal:
+    """The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step; the second
+    stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = {}
+        for number in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: no handler
+                self._previous[number] = signal.signal(number, self._handle)
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nazr: finishing this step, then saving (Ctrl-C again to stop now)", file=sys.stderr)
+
+    def restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+class _progress:
+    """A rich progress bar with the step's key numbers; plain lines without a console."""
+
+    def __init__(self, console: Any, total: int, start: int) -> None:
+        self.console, self.total, self.start = console, total, start
+
+    def __enter__(self) -> Any:
+        if self.console is None:
+            return lambda step, metrics: print(f"step {step}/{self.total} {_summary(metrics)}", flush=True)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
+            TextColumn("{task.description}"), console=self.console,
+        )  # fmt: skip
+        self.bar.start()
+        task = self.bar.add_task("", total=self.total, completed=self.start)
+
+        def update(step: int, metrics: dict[str, float]) -> None:
+            self.bar.update(task, completed=step, description=_summary(metrics))
+
+        return update
+
+    def __exit__(self, *_: object) -> None:
+        if self.console is not None:
+            self.bar.stop()
+
+
+def _summary(metrics: dict[str, float]) -> str:
+    def mean(prefix: str, suffix: str) -> float | None:
+        values = [v for k, v in metrics.items() if k.startswith(prefix) and k.endswith(suffix) and v is not None]
+        return sum(values) / len(values) if values else None
+
+    parts = []
+    valid = mean("propose/", "/valid_rate")
+    accuracy = mean("solve/", "/accuracy")
+    if valid is not None:
+        parts.append(f"valid {valid:.2f}")
+    if accuracy is not None:
+        parts.append(f"solved {accuracy:.2f}")
+    parts.append(f"{metrics.get('time/step', 0):.1f}s/step")
+    return "  ".join(parts)

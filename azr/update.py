@@ -1,0 +1,146 @@
+"""Stage 6: one policy-gradient update on the step's sequences (AZR paper section 3.3.5).
+
+AdamW with gradient clipping; the sequences are shuffled and split into `mini_batches` optimizer
+steps, each over `epochs` passes, each accumulated over micro-batches of `micro_batch_size`
+sequences. Every micro-batch divides by its mini-batch's token count, so accumulation gives the
+gradient of one big batch. The paper's setting is one mini-batch and one epoch: the policy that
+sampled is the policy being updated, so the old log-probabilities are the current ones, detached,
+and no extra forward pass is spent on them. Otherwise they are computed once, before any update.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from azr.config import OptimConfig
+from azr.loss import policy_loss
+from azr.policy import Policy
+from azr.tasks import Role, TaskType
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One response to train on."""
+
+    role: Role
+    task_type: TaskType
+    prompt_ids: tuple[int, ...]
+    ids: tuple[int, ...]
+    reward: float
+    group: Hashable
+    """Its baseline group: (task type, role) in TRR++."""
+    advantage: float = 0.0
+
+
+class Updater:
+    def __init__(self, policy: Policy, config: OptimConfig) -> None:
+        self.policy = policy
+        self.config = config
+        self.optimizer = torch.optim.AdamW(
+            policy.parameters(), lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay
+        )
+        warmup = config.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda done: min(1.0, (done + 1) / warmup) if warmup else 1.0
+        )
+        self.reference = self._reference() if config.kl_coef else None
+
+    def _reference(self) -> torch.nn.Module | None:
+        """The initial policy, frozen, for the KL penalty. With LoRA it is the base model itself
+        (adapters disabled), so it costs no memory."""
+        if self.policy.config.lora.enabled:
+            return None
+        reference = copy.deepcopy(self.policy.model)
+        reference.eval()
+        for parameter in reference.parameters():
+            parameter.requires_grad_(False)
+        return reference
+
+    def update(self, samples: Sequence[Sample], seed: int) -> dict[str, float]:
+        """Train on `samples`; returns the update's statistics."""
+        config = self.config
+        if not samples:
+            return {}
+        order = list(range(len(samples)))
+        random.Random(seed).shuffle(order)
+        mini_batches = [order[i :: config.mini_batches] for i in range(config.mini_batches)]
+        mini_batches = [m for m in mini_batches if m]
+        on_policy = config.mini_batches == 1 and config.epochs == 1
+        old = None if on_policy else self._logprobs(samples)
+        totals: dict[str, float] = {"loss": 0.0, "policy": 0.0, "kl": 0.0, "entropy": 0.0, "clip_fraction": 0.0}
+        norms = []
+        self.policy.model.train()
+        for _ in range(config.epochs):
+            for mini in mini_batches:
+                token_count = sum(len(samples[i].ids) for i in mini)
+                self.optimizer.zero_grad(set_to_none=True)
+                for start in range(0, len(mini), config.micro_batch_size):
+                    micro = mini[start : start + config.micro_batch_size]
+                    old_micro = None if old is None else [old[i] for i in micro]
+                    terms = self._loss([samples[i] for i in micro], old_micro, token_count)
+                    terms.loss.backward()
+                    for key, value in (("loss", terms.loss.item()), ("policy", terms.policy), ("kl", terms.kl),
+                                       ("entropy", terms.entropy), ("clip_fraction", terms.clip_fraction)):  # fmt: skip
+                        totals[key] += value
+                norms.append(float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip)))
+                self.optimizer.step()
+                self.scheduler.step()
+        updates = config.epochs * len(mini_batches)
+        stats = {key: value / updates for key, value in totals.items()}
+        stats["grad_norm"] = sum(norms) / len(norms)
+        stats["lr"] = self.scheduler.get_last_lr()[0]
+        stats["sequences"] = float(len(samples))
+        stats["tokens"] = float(sum(len(s.ids) for s in samples))
+        return stats
+
+    def _loss(self, samples: Sequence[Sample], old: Sequence[torch.Tensor] | None, token_count: int):
+        config = self.config
+        batch = self.policy.batch([s.prompt_ids for s in samples], [s.ids for s in samples])
+        logprobs, entropy = self.policy.logprobs(batch, with_entropy=bool(config.entropy_coef))
+        mask = batch.completion_mask
+        if old is None:
+            old_logprobs = logprobs.detach()
+        else:
+            old_logprobs = torch.zeros_like(logprobs)
+            for row, values in enumerate(old):
+                old_logprobs[row, : len(values)] = values
+        reference = self._reference_logprobs(batch) if config.kl_coef else None
+        advantages = torch.tensor([s.advantage for s in samples], device=logprobs.device)
+        return policy_loss(
+            logprobs, old_logprobs, advantages, mask, config.clip_ratio, token_count,
+            ref_logprobs=reference, kl_coef=config.kl_coef, entropy=entropy, entropy_coef=config.entropy_coef,
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def _reference_logprobs(self, batch) -> torch.Tensor:
+        if self.reference is None:  # LoRA: the base model is the adapters switched off
+            with self.policy.model.disable_adapter():
+                return self.policy.logprobs(batch)[0]
+        current, self.policy.model = self.policy.model, self.reference
+        try:
+            return self.policy.logprobs(batch)[0]
+        finally:
+            self.policy.model = current
+
+    @torch.no_grad()
+    def _logprobs(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
+        """Log-probabilities of every sample under the current weights, before any update."""
+        result = []
+        for start in range(0, len(samples), self.config.micro_batch_size):
+            micro = samples[start : start + self.config.micro_batch_size]
+            batch = self.policy.batch([s.prompt_ids for s in micro], [s.ids for s in micro])
+            logprobs, _ = self.policy.logprobs(batch)
+            result += [logprobs[i, : len(s.ids)].detach() for i, s in enumerate(micro)]
+        return result
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])

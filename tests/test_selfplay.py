@@ -1,0 +1,137 @@
+"""One whole self-play step driven by a scripted generator: exact rewards, advantages and store."""
+
+import pytest
+
+from azr.config import Config
+from azr.generation import Completion
+from azr.prompts import get_template
+from azr.seeds import identity_proposals
+from azr.selfplay import SelfPlay, selfplay_step
+from azr.store import TaskStore
+from azr.tasks import InductionTask, Role, TaskType, TripletTask
+from azr.validate import ValidationConfig, Validator
+from azr.verify import Verifier
+
+D, A, N = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
+PLUS_ONE = "def f(x):\n    return x + 1"
+TIMES_TWO = "def f(x):\n    return x * 2"
+IDENTITY = "def f(a):\n    return a"
+
+
+def respond(prompt: str, k: int) -> str:
+    """The scripted model: what it writes for a prompt, as its k-th sample."""
+    # proposers: one good and one bad proposal per type
+    if prompt.endswith("<PD>"):
+        return PLUS_ONE + "<I>2<E>" if "x + 1" not in prompt else "garbage without an end marker"
+    if prompt.endswith("<PA>"):
+        return TIMES_TWO + "<I>5<E>" if "x * 2" not in prompt else "def f(x):\n    return x / 0<I>1<E>"
+    if prompt.startswith("<PN>"):
+        return "returns its argument<I>1<I>2<I>3<I>4<E>" if "first" not in prompt else "x<I>1<I>1<E>"
+    # solvers
+    if prompt == f"<D>{PLUS_ONE}<I>2<O>":
+        return ["3<E>", "3<E>", "4<E>", "3<E>"][k]  # 3 of 4 right: solve rate 0.75
+    if prompt == f"<A>{TIMES_TWO}<O>10<I>":
+        return ["5<E>", "4<E>", "4<E>", "4<E>"][k]  # 1 of 4: solve rate 0.25
+    if prompt.startswith("<N>returns its argument"):
+        return IDENTITY + "<E>"  # always right: solve rate 1, not learnable
+    if prompt == f"<D>{IDENTITY}<I>'Hello world'<O>":
+        return "'hello'<E>"  # wrong
+    if prompt == f"<A>{IDENTITY}<O>'Hello world'<I>":
+        return "'Hello world'<E>"  # right
+    raise AssertionError(f"unscripted prompt {prompt!r}")
+
+
+class ScriptedGenerator:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def generate(self, prompts, n, sampling, seed):
+        self.calls.append((len(prompts), n))
+        out, seen = [], {}
+        for prompt in prompts:
+            index = seen[prompt] = seen.get(prompt, -1) + 1
+            texts = [respond(self._mark(prompt, index), k) for k in range(n)]
+            out.append([Completion((1,), tuple(range(len(t))), t, True) for t in texts])
+        return out
+
+    @staticmethod
+    def _mark(prompt: str, index: int) -> str:
+        """The second proposer prompt of a type writes the bad proposal."""
+        if index == 1 and prompt.endswith("<PD>"):
+            return "x + 1" + prompt
+        if index == 1 and prompt.endswith("<PA>"):
+            return "x * 2" + prompt
+        if index == 1 and prompt.startswith("<PN>"):
+            return prompt.replace("<PN>", "<PN>first", 1)
+        return prompt
+
+
+@pytest.fixture
+def play(tmp_path, sandbox):
+    config = Config()
+    config.selfplay.batch_size = 2
+    config.selfplay.n_mc = 4
+    config.selfplay.references = 1
+    config.selfplay.induction_inputs = 4
+    store = TaskStore(tmp_path / "tasks.db")
+    validator = Validator(sandbox, ValidationConfig(induction_inputs=4))
+    store.add([v.task for v in validator.validate(identity_proposals(), step=0, source="identity")])
+    template = get_template("compact", n_inputs=4)
+    yield SelfPlay(config, ScriptedGenerator(), template, store, validator, Verifier(sandbox), updater=None)
+    store.close()
+
+
+def test_one_step_by_hand(play):
+    result = selfplay_step(play, step=1)
+    by_role = {}
+    for s in result.trained:
+        by_role.setdefault((s.role, s.task_type), []).append((s.reward, round(s.advantage, 4)))
+
+    # proposer rewards: learnability 1 - s (Eq. 4), shaped (Eq. 6); invalid proposals -1
+    assert by_role[Role.PROPOSE, D] == [(0.25, 1.0), (-1.0, -1.0)]  # s = 0.75; format error
+    assert by_role[Role.PROPOSE, A] == [(0.75, 1.0), (-1.0, -1.0)]  # s = 0.25; raises
+    assert by_role[Role.PROPOSE, N] == [(-0.5, 1.0), (-1.0, -1.0)]  # s = 1: not learnable; 1 input
+    # solver rewards: the new task first, then the buffer; right 1, wrong but well formed -0.5
+    assert by_role[Role.SOLVE, D] == [(1.0, 1.0), (-0.5, -1.0)]
+    assert by_role[Role.SOLVE, A] == [(1.0, 0.0), (1.0, 0.0)]  # zero variance: no signal, no nan
+    assert by_role[Role.SOLVE, N] == [(1.0, 0.0), (1.0, 0.0)]  # one task, drawn twice: never short
+
+    # the buffers gained exactly the valid tasks, stamped with the step
+    new = [t for t in play.store.tasks() if t.step == 1]
+    assert new[:2] == [
+        TripletTask(D, PLUS_ONE, "2", "3", step=1, source="proposed"),
+        TripletTask(A, TIMES_TWO, "5", "10", step=1, source="proposed"),
+    ]
+    induction = new[2]
+    assert isinstance(induction, InductionTask)
+    assert (induction.program, induction.inputs, induction.outputs) == (
+        IDENTITY,
+        ("1", "2", "3", "4"),
+        ("1", "2", "3", "4"),
+    )
+    assert len(new) == 3
+
+    m = result.metrics
+    assert m["propose/deduction/valid_rate"] == 0.5 and m["propose/deduction/rejected/format"] == 0.5
+    assert m["propose/abduction/rejected/error"] == 0.5
+    assert m["propose/induction/rejected/too_few_inputs"] == 0.5
+    assert m["propose/deduction/solve_rate"] == 0.75 and m["propose/abduction/learnability"] == 0.75
+    assert m["solve/deduction/accuracy"] == 0.5 and m["solve/abduction/accuracy"] == 1.0
+    assert m["store/added"] == 3 and m["store/deduction/size"] == 2
+    # generation calls: proposers, N_mc rollouts on the 3 new tasks, the solver batch
+    assert play.generator.calls == [(6, 1), (3, 4), (6, 1)]
+
+
+def test_reused_rollouts_and_the_prompt_baseline(play):
+    play.config.selfplay.reuse_rollouts = True
+    play.config.selfplay.baseline = "prompt"
+    result = selfplay_step(play, step=1)
+    solver = [s for s in result.trained if s.role is Role.SOLVE]
+    assert len(solver) == 6 + 12  # the batch, and the 4 rollouts of each of the 3 new tasks
+    # GRPO-style: one baseline per prompt. The new deduction task's prompt has the batch's answer
+    # (right) and its 4 rollouts [1, 1, -0.5, 1]: rewards [1, 1, 1, -0.5, 1], mean 0.7, std 0.6
+    group = [s for s in solver if PLUS_ONE in s.group[2]]
+    assert [s.reward for s in group] == [1.0, 1.0, 1.0, -0.5, 1.0]
+    assert [round(s.advantage, 4) for s in group] == [0.5, 0.5, 0.5, -2.0, 0.5]
+    # the identity prompt answered once: a lone member, advantage 0
+    assert [s.advantage for s in solver if s.task_type is D and IDENTITY in s.group[2]] == [0.0]
