@@ -90,7 +90,7 @@ class Policy:
     def batch(self, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]) -> TokenBatch:
         pad = self.tokenizer.pad_token_id
         prompt_width = max(len(p) for p in prompts)
-        completion_width = max(max((len(c) for c in completions), default=0), 1)
+        completion_width = max((len(c) for c in completions), default=0)
         rows, masks, completion_masks = [], [], []
         for prompt, completion in zip(prompts, completions, strict=True):
             left, right = prompt_width - len(prompt), completion_width - len(completion)

@@ -200,3 +200,39 @@ def test_logprobs_match_between_batched_and_single(policy):
     for i, s in enumerate(samples):
         alone, _ = policy.logprobs(policy.batch([s.prompt_ids], [s.ids]))
         assert torch.allclose(together[i, : len(s.ids)], alone[0, : len(s.ids)], atol=1e-5)
+
+
+def test_lora_trains_saves_and_restores_the_adapter(tmp_path):
+    pytest.importorskip("peft")
+    config = Config().model
+    config.device = "cpu"
+    config.lora.enabled = True
+    config.lora.target_modules = "q_proj,v_proj"
+    lora = Policy(config)
+    trainable = {n for n, p in lora.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    optim = Config().optim
+    optim.entropy_coef, optim.lr = 0.1, 1e-2
+    before = {n: p.detach().clone() for n, p in lora.model.named_parameters() if p.requires_grad}
+    Updater(lora, optim).update(_samples(lora), seed=0)
+    after = {n: p.detach().clone() for n, p in lora.model.named_parameters() if p.requires_grad}
+    assert any(not torch.equal(before[n], after[n]) for n in before)
+    lora.save(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+    fresh = Policy(config)
+    fresh.load_weights(tmp_path / "adapter")
+    restored = {n: p.detach() for n, p in fresh.model.named_parameters() if p.requires_grad}
+    assert all(torch.equal(after[n], restored[n]) for n in after)
+
+
+def test_kl_to_the_initial_policy(policy):
+    initial = {k: v.clone() for k, v in policy.model.state_dict().items()}
+    optim = Config().optim
+    optim.kl_coef, optim.lr = 0.1, 1e-2
+    updater = Updater(policy, optim)
+    samples = _samples(policy)
+    first = updater.update(samples, seed=0)
+    second = updater.update(samples, seed=1)
+    assert first["kl"] == pytest.approx(0.0, abs=1e-7)  # the policy still is the reference
+    assert second["kl"] > 0.0  # one update later it has moved away
+    policy.model.load_state_dict(initial)
