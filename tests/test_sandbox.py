@@ -37,24 +37,43 @@ def require_module(executor, name: str) -> None:
         pytest.skip(f"{name} cannot be imported by programs under isolation={executor.isolation} here")
 
 
-def nobody_processes() -> int:
-    """How many processes run as the uid the children drop to (or as ours, if not root), once the
-    executor has settled. Each worker keeps one confined child waiting for its next request, so
-    the count is steady between requests; a process a program left behind would add to it."""
+def nobody_processes(executor) -> int:
+    """How many processes under this executor's workers run as the uid the children drop to (or as
+    ours, if not root), once it has settled. Each worker keeps one confined child waiting for its
+    next request, so the count is steady between requests; a process a program left behind would
+    add to it. Processes of other programs on the machine do not count."""
+    executor.run_batch([ExecRequest("def f():\n    return 1", "")] * 4)  # every worker started, children ready
     time.sleep(0.3)
     uid = 65534 if os.geteuid() == 0 else os.getuid()
-    count = 0
+    parents, uids = {}, {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/status") as handle:
-                    for line in handle:
-                        if line.startswith("Uid:"):
-                            count += int(line.split()[1]) == uid
-                            break
-            except OSError:
+                    fields = dict(line.split(":", 1) for line in handle if ":" in line)
+                parents[int(entry)] = int(fields["PPid"])
+                uids[int(entry)] = int(fields["Uid"].split()[0])
+            except (OSError, KeyError, ValueError):
                 pass
-    return count
+    roots = {worker.process.pid for group in executor._groups.values() for worker in group}
+
+    def under_a_worker(pid: int) -> bool:
+        while pid > 1:
+            if pid in roots:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    def orphan_of_a_sandbox(pid: int) -> bool:
+        # A confined child always has a live zygote as its parent (it dies with it); one running
+        # the worker's code under init has escaped, whichever executor it came from.
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                return parents.get(pid) == 1 and b"azr.executor.worker" in handle.read()
+        except OSError:
+            return False
+
+    return sum(1 for pid, owner in uids.items() if owner == uid and (under_a_worker(pid) or orphan_of_a_sandbox(pid)))
 
 
 # -- time ------------------------------------------------------------------------------------------
@@ -129,11 +148,11 @@ BOUNDED_FORK_BOMB = """
 
 
 def test_fork_bomb_is_contained(executor):
-    before = nobody_processes()
+    before = nobody_processes(executor)
     result = run(executor, BOUNDED_FORK_BOMB)
     assert result.status is ExecStatus.OK
     assert result.output.startswith("'refused after 0")
-    assert nobody_processes() == before
+    assert nobody_processes(executor) == before
 
 
 @pytest.mark.parametrize(
@@ -149,11 +168,11 @@ def test_fork_bomb_is_contained(executor):
 )
 def test_no_new_processes(executor, source):
     require_module(executor, source.split()[1])
-    before = nobody_processes()
+    before = nobody_processes(executor)
     result = run(executor, source)
     # os.system reports a failed spawn as exit status 127 rather than raising
     assert result.status is ExecStatus.ERROR or result.output == str(127 << 8), result
-    assert nobody_processes() == before
+    assert nobody_processes(executor) == before
 
 
 def test_daemonized_grandchild_does_not_outlive_the_request(executor):
@@ -167,11 +186,11 @@ def test_daemonized_grandchild_does_not_outlive_the_request(executor):
                 os._exit(0)
             return "daemon started"
     """
-    before = nobody_processes()
+    before = nobody_processes(executor)
     result = run(executor, source)
     assert result.status is ExecStatus.ERROR
     assert "PermissionError" in result.error or "BlockingIOError" in result.error
-    assert nobody_processes() == before
+    assert nobody_processes(executor) == before
 
 
 def test_threads_cannot_be_started(executor):

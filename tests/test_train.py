@@ -2,11 +2,15 @@
 
 import math
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
+from conftest import SHARED
 from safetensors.torch import load_file
 
 from azr import tiny
@@ -236,3 +240,48 @@ def test_kl_to_the_initial_policy(policy):
     assert first["kl"] == pytest.approx(0.0, abs=1e-7)  # the policy still is the reference
     assert second["kl"] > 0.0  # one update later it has moved away
     policy.model.load_state_dict(initial)
+
+
+def test_ctrl_c_finishes_the_step_saves_and_resumes(tmp_path):
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "azr.cli", "train", "--run-dir", str(run), *FAST, "train.steps=50",
+         "train.save_every=100"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(read_metrics(run)) < 2:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "interrupted: saved step" in stderr
+    steps = [m["step"] for m in read_metrics(run)]
+    saved = [int(p.name.split("-")[1]) for p in (run / "checkpoints").iterdir() if p.name.startswith("step-")]
+    assert saved == [steps[-1]] and steps == list(range(1, steps[-1] + 1))
+    resumed = azr_train(run, f"train.steps={steps[-1] + 1}", "train.save_every=100")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [m["step"] for m in read_metrics(run)] == list(range(1, steps[-1] + 2))
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "azr-seeds").exists(), reason="the AZR seed files are not here")
+def test_seed_files_seed_the_buffers(tmp_path):
+    seeds = SHARED / "data" / "azr-seeds"
+    induction = tmp_path / "induction.jsonl"  # the first 24 rows: the whole file takes ~15 s to validate
+    induction.write_text("".join((seeds / "7b_coder_code_f_seed_io.jsonl").read_text().splitlines(True)[:24]))
+    files = f"[deduction:{seeds / '7b_coder_seed_io.jsonl'},induction:{induction}]"
+    done = azr_train(
+        tmp_path / "run", "train.steps=1", "selfplay.task_types=[deduction,induction]",
+        f"selfplay.seed_files={files}", "selfplay.induction_inputs=10",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "seeded 248 deduction tasks" in done.stderr
+    counts = dict(sqlite3.connect(tmp_path / "run" / "tasks.db").execute(
+        "SELECT task_type, COUNT(*) FROM tasks WHERE step = 0 GROUP BY 1"
+    ))  # fmt: skip
+    validated = subprocess.run(
+        [sys.executable, "-m", "azr.cli", "tasks", "validate", str(induction), "--task-type", "induction"],
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert counts == {"deduction": 248, "induction": validated.count('"valid": true')}
+    assert counts["induction"] > 10
