@@ -51,8 +51,9 @@ def save(run_dir: Path, step: int, policy: Policy, updater: Updater, keep: int) 
     root = directory(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
+    for stale in root.glob(".tmp-step-*"):  # left by a crash mid-save
+        shutil.rmtree(stale, ignore_errors=True)
     temporary = root / f".tmp-step-{step}-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
     policy.save(temporary / "model")
     state = {
         "step": step,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -89,15 +89,13 @@ class TransformersGenerator:
     def _generate(
         self, prompts: list[list[int]], sampling: Sampling, stop_ids: list[int], stop_strings: list[str]
     ) -> list[Completion]:
+        from transformers import GenerationConfig
+
         tokenizer = self.policy.tokenizer
         batch = self.policy.batch(prompts, [[] for _ in prompts])
-        width = batch.prompt_width
-        kwargs = {}
-        if stop_strings:
-            kwargs.update(stop_strings=stop_strings, tokenizer=tokenizer)
-        output = self.policy.model.generate(
-            input_ids=batch.input_ids[:, :width],
-            attention_mask=batch.attention_mask[:, :width],
+        # A fresh config, so nothing of the model's own generation_config (a repetition penalty,
+        # say) bends the samples away from the policy that is trained.
+        settings = GenerationConfig(
             do_sample=True,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
@@ -105,16 +103,21 @@ class TransformersGenerator:
             max_new_tokens=sampling.max_new_tokens,
             eos_token_id=stop_ids,
             pad_token_id=tokenizer.pad_token_id,
-            **kwargs,
+            stop_strings=stop_strings or None,
         )
+        with self.policy.compute():
+            output = self.policy.model.generate(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                generation_config=settings,
+                tokenizer=tokenizer if stop_strings else None,
+            )
         completions = []
-        for prompt, row in zip(prompts, output[:, width:].tolist(), strict=True):
+        for prompt, row in zip(prompts, output[:, batch.prompt_width :].tolist(), strict=True):
             ids, finished = _cut(row, set(stop_ids))
+            if not finished and stop_strings:
+                ids, finished = _cut_at_string(ids, stop_strings, tokenizer.decode)
             text = tokenizer.decode(ids[:-1] if finished and ids[-1] == tokenizer.eos_token_id else ids)
-            for stop in stop_strings:
-                at = text.find(stop)
-                if at >= 0:
-                    text, finished = text[: at + len(stop)], True
             completions.append(Completion(tuple(prompt), tuple(ids), text, finished))
         if sampling.logprobs and completions:
             logprobs, _ = self.policy.logprobs(self.policy.batch(prompts, [c.ids for c in completions]))
@@ -131,3 +134,24 @@ def _cut(row: list[int], stop_ids: set[int]) -> tuple[list[int], bool]:
         if token in stop_ids:
             return row[: position + 1], True
     return row, False
+
+
+def _cut_at_string(ids: list[int], stops: list[str], decode: Any) -> tuple[list[int], bool]:
+    """The shortest prefix of `ids` whose text contains a stop string, if any: after a stop string
+    `generate` pads, and padding was never sampled, so it must not be trained on. Containing a stop
+    string only grows with the prefix, so a binary search finds it in a few decodes."""
+
+    def stopped(length: int) -> bool:
+        text = decode(ids[:length])
+        return any(stop in text for stop in stops)
+
+    if not stopped(len(ids)):
+        return ids, False
+    low, high = 1, len(ids)
+    while low < high:
+        middle = (low + high) // 2
+        if stopped(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return ids[:low], True

@@ -5,10 +5,16 @@ locally built `tiny-random`. Optional LoRA through PEFT, gradient checkpointing,
 from the config. `logprobs` computes per-token log-probabilities of completions in micro-batches:
 prompts are left-padded and completions right-padded, so every completion starts at the same
 column and the positions match what `generate` saw.
+
+Precision: `model.dtype` is the dtype of the computation. The weights being trained are kept in
+float32 and the forward passes run under autocast: an AdamW step at lr 1e-6 is smaller than
+bfloat16 can represent on most weights, so bfloat16 weights would barely move. With LoRA the frozen
+base weights are stored in `model.dtype` and the adapters in float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,17 +66,20 @@ class Policy:
         self.config = config
         self.device = resolve_device(config.device)
         self.path = resolve_path(config.path, seed)
+        self.compute_dtype = _DTYPES[config.dtype]
+        weights = self.compute_dtype if config.lora.enabled else torch.float32
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-            kwargs = {"dtype": _DTYPES[config.dtype]}
+            kwargs = {"dtype": weights}
             if config.attn_implementation:
                 kwargs["attn_implementation"] = config.attn_implementation
             self.model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, ImportError) as error:
             raise PolicyError(f"cannot load model.path={config.path!r}: {str(error).splitlines()[0]}") from None
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
+        self.max_positions = getattr(self.model.config, "max_position_embeddings", None)
         self.model.to(self.device)
         if config.lora.enabled:
             self.model = _with_lora(self.model, config)
@@ -78,6 +87,12 @@ class Policy:
             self.model.gradient_checkpointing_enable()
             if config.lora.enabled:
                 self.model.enable_input_require_grads()
+
+    def compute(self) -> contextlib.AbstractContextManager:
+        """The precision of forward passes: autocast to model.dtype over float32 weights."""
+        if self.compute_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.compute_dtype)
 
     # -- tokens --------------------------------------------------------------------------------
 
@@ -110,11 +125,17 @@ class Policy:
         """Per-token log-probabilities [batch, completion width] of the completion tokens under
         the current weights (and their entropies), with gradients if enabled by the caller."""
         positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
-        output = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions)
-        # Logits at column j predict token j + 1: the completion's predictors start one column
-        # before it.
         width = batch.completion_mask.shape[1]
-        logits = output.logits[:, batch.prompt_width - 1 : batch.prompt_width - 1 + width].float()
+        # Logits at column j predict token j + 1: the completion's predictors are the `width`
+        # columns from the last prompt column on. Only those are computed (the vocabulary is big).
+        with self.compute():
+            output = self.model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=positions,
+                logits_to_keep=width + 1,
+            )
+        logits = output.logits[:, :width].float()
         targets = batch.input_ids[:, batch.prompt_width : batch.prompt_width + width]
         normaliser = torch.logsumexp(logits, dim=-1)
         chosen = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - normaliser
@@ -142,7 +163,7 @@ class Policy:
             return
         from transformers import AutoModelForCausalLM
 
-        loaded = AutoModelForCausalLM.from_pretrained(directory, dtype=_DTYPES[self.config.dtype])
+        loaded = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
         self.model.load_state_dict(loaded.state_dict())
 
     def parameters(self) -> list[torch.nn.Parameter]:
@@ -162,4 +183,7 @@ def _with_lora(model: torch.nn.Module, config: ModelConfig) -> torch.nn.Module:
         target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    try:
+        return get_peft_model(model, lora)
+    except (ValueError, TypeError) as error:
+        raise PolicyError(f"model.lora: {str(error).splitlines()[0]}") from None

@@ -52,7 +52,12 @@ class RunLog:
 
                 logging.getLogger("azr").warning("train.wandb_project is set but wandb is not installed: skipping")
             else:
-                self.wandb = wandb.init(project=wandb_project, dir=str(run_dir), config=config, resume="allow")
+                id_file = run_dir / "wandb_id"  # one W&B run per run directory, across resumes
+                run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+                id_file.write_text(run_id)
+                self.wandb = wandb.init(
+                    project=wandb_project, dir=str(run_dir), config=config, id=run_id, resume="allow"
+                )
 
     def step(self, step: int, metrics: dict[str, float], samples: list[dict[str, Any]]) -> None:
         clean = {k: (v if isinstance(v, (int, float)) and math.isfinite(v) else None) for k, v in metrics.items()}

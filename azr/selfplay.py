@@ -29,6 +29,7 @@ Deviations from the paper and the authors' code, and where each one lives:
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections import defaultdict
@@ -91,8 +92,9 @@ class StepResult:
 def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     """Run one step; the buffers gain this step's valid tasks and the policy is updated."""
     cfg = play.config.selfplay
-    seed = play.config.train.seed * 1_000_003 + step  # every draw of the step follows from (seed, step)
+    seed = stage_seed(play.config.train.seed, "step", step, "draws")  # every draw follows from (seed, step)
     rng = random.Random(seed)
+    seeds = {stage: stage_seed(play.config.train.seed, "step", step, stage) for stage in ("propose", "mc", "solve")}
     play.timer.clear()
     started = time.perf_counter()
 
@@ -100,7 +102,7 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     with _timed(play, "propose"):
         proposed = propose(
             _TimedGenerator(play), play.template, play.store, play.task_types, cfg.batch_size,
-            cfg.references, play.sampling(), rng, seed, play.chat,
+            cfg.references, play.sampling(), rng, seeds["propose"], play.chat,
         )  # fmt: skip
 
     # 2. VALIDATE: valid proposals become tasks in the buffers, stamped with this step
@@ -113,7 +115,7 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     with _timed(play, "learnability"):
         rollouts = solve(
             _TimedGenerator(play), play.template, _TimedVerifier(play), new_tasks, cfg.n_mc,
-            play.sampling(), seed + 1, play.chat,
+            play.sampling(), seeds["mc"], play.chat,
         )  # fmt: skip
     rates = iter([solve_rate([r.verdict.correct for r in task_rollouts]) for task_rollouts in rollouts])
     proposer_rewards = [
@@ -129,7 +131,8 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
             batch += play.store.solver_batch(task_type, cfg.batch_size, rng, since_step=step)
     with _timed(play, "solve"):
         solved = [r[0] for r in solve(
-            _TimedGenerator(play), play.template, _TimedVerifier(play), batch, 1, play.sampling(), seed + 2, play.chat
+            _TimedGenerator(play), play.template, _TimedVerifier(play), batch, 1, play.sampling(),
+            seeds["solve"], play.chat,
         )]  # fmt: skip
 
     # 5. ADVANTAGES: format shaping (Eq. 6), then TRR++ (Eq. 8)
@@ -163,13 +166,21 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
 # -- the pieces ------------------------------------------------------------------------------------
 
 
+def stage_seed(seed: int, *where: object) -> int:
+    """A seed for one stage of one step (or seeding round), independent of every other's."""
+    digest = hashlib.sha256(":".join(map(str, (seed, *where))).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
 def _solver_reward(rollout: Solved, shaping: str) -> float:
     return shaped(accuracy(rollout.verdict.correct), not isinstance(rollout.answer, FormatError), shaping)
 
 
 def _sample(role: Role, task_type: TaskType, completion: Any, reward: float, baseline: str, prompt: str) -> Sample:
-    # TRR++: one baseline per (task type, role); GRPO-style: one per prompt.
-    group = (task_type.value, role.value) if baseline == "task_role" else (task_type.value, role.value, prompt)
+    # TRR++: one baseline per (task type, role). GRPO-style (`prompt`): one per solver prompt, the
+    # groups the reused rollouts form; proposer prompts never repeat, so proposers keep TRR++'s.
+    per_prompt = baseline == "prompt" and role is Role.SOLVE
+    group = (task_type.value, role.value, prompt) if per_prompt else (task_type.value, role.value)
     return Sample(role, task_type, completion.prompt_ids, completion.ids, reward, group)
 
 

@@ -101,11 +101,14 @@ class TaskStore:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def add(self, tasks: Sequence[Task]) -> list[bool]:
+    def add(self, tasks: Sequence[Task], meta: dict[str, str] | None = None) -> list[bool]:
         """Add tasks in one transaction; True for each that was new (False: a duplicate of a task
-        in its buffer). Past the cap, the oldest are evicted, as of the newest task's step."""
+        in its buffer). Past the cap, the oldest are evicted, as of the newest task's step.
+        `meta` entries are written in the same transaction (progress markers)."""
         added = []
         with self._transaction():
+            for key, value in (meta or {}).items():
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
             for task in tasks:
                 cursor = self._db.execute(
                     f"INSERT INTO tasks ({_COLUMNS.removeprefix('id, ')}, key) "
@@ -151,6 +154,10 @@ class TaskStore:
         return _Transaction(self._db, "BEGIN")
 
     # -- reading -----------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
 
     def count(self, task_type: TaskType | None = None) -> int:
         """Tasks in the buffers (evicted ones not counted)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import signal
 import sys
@@ -33,7 +34,7 @@ from azr.prompts import get_template
 from azr.propose import propose
 from azr.runlog import RunLog
 from azr.seeds import identity_proposals, read_rows
-from azr.selfplay import SelfPlay, selfplay_step
+from azr.selfplay import SelfPlay, selfplay_step, stage_seed
 from azr.store import TaskStore
 from azr.tasks import TaskType
 from azr.update import Updater
@@ -43,22 +44,38 @@ from azr.verify import Verifier
 log = logging.getLogger("azr.train")
 
 
+IMMUTABLE = ("model", "generation", "selfplay", "optim", "executor")
+
+
 def resolve_config(run_dir: Path, requested: Config) -> Config:
-    """The config of a run. A new run takes `requested`; a resumed one must ask for the same
-    model, generation, algorithm, optimizer and sandbox as it started with (running the same
-    command again is how to resume), and may change only `train.*` (more steps, checkpointing)."""
+    """The config of a run. A new run takes `requested`. A run that has trained (a checkpoint or a
+    logged step) must ask for what it started with (running the same command again is how to
+    resume), and may change only `train.*`, except the seed, which every draw follows from."""
     saved_path = run_dir / "config.yaml"
-    if not saved_path.exists():
+    started = checkpoint.complete(run_dir) or (run_dir / "metrics.jsonl").exists()
+    if not saved_path.exists() or not started:
         return requested
-    saved, wanted = as_dict(from_yaml(saved_path.read_text())), as_dict(requested)
-    for section in ("model", "generation", "selfplay", "optim", "executor"):
-        for key, value in saved[section].items():
-            if wanted[section].get(key) != value:
-                raise ConfigError(
-                    f"{run_dir} was started with {section}.{key}={value!r}, not {wanted[section].get(key)!r}; "
-                    "only train.* may change when resuming: use the same config, or a new --run-dir"
-                )
+    try:
+        saved = as_dict(from_yaml(saved_path.read_text()))
+    except Exception as error:  # a file cut short, or hand-edited: say which
+        raise ConfigError(f"{saved_path} cannot be read ({error}): fix or remove it") from None
+    wanted = as_dict(requested)
+    pairs = [(f"{section}.{key}", value, wanted[section].get(key)) for section in IMMUTABLE
+             for key, value in saved[section].items()]  # fmt: skip
+    pairs.append(("train.seed", saved["train"]["seed"], wanted["train"]["seed"]))
+    for name, before, after in pairs:
+        if before != after:
+            raise ConfigError(
+                f"{run_dir} was started with {name}={before!r}, not {after!r}; only train.* (but the seed) "
+                "may change when resuming: use the same config, or a new --run-dir"
+            )
     return requested
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def sizes(config: Config) -> str:
@@ -83,13 +100,22 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
     """Run (or resume) training in `run_dir`; returns the last completed step."""
     run_dir.mkdir(parents=True, exist_ok=True)
     config = resolve_config(run_dir, config)
-    (run_dir / "config.yaml").write_text(to_yaml(config))
+    for entry in config.selfplay.seed_files:  # before minutes of model loading
+        if not Path(entry.split(":", 1)[1]).is_file():
+            raise ConfigError(f"selfplay.seed_files: no file {entry.split(':', 1)[1]!r}")
     seed = config.train.seed
     random.seed(seed)
     torch.manual_seed(seed)
     say = console.print if console is not None else print
 
     policy = Policy(config.model, seed)
+    limit = config.generation.max_prompt_tokens + config.generation.max_new_tokens
+    if policy.max_positions and limit > policy.max_positions:
+        raise ConfigError(
+            f"generation.max_prompt_tokens + max_new_tokens = {limit} exceeds the model's "
+            f"{policy.max_positions} positions: lower them"
+        )
+    _write_atomically(run_dir / "config.yaml", to_yaml(config))
     updater = Updater(policy, config.optim)
     found = checkpoint.latest(run_dir)
     start = 0
@@ -125,7 +151,10 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
             )
             say(f"sandbox: {executor.describe()}")
             if start == 0:
-                seed_buffers(play, say)
+                seed_buffers(play, say, stop)
+                if stop.requested:
+                    say("interrupted while seeding; run the same command to go on from there")
+                    return 0
             say(sizes(config))
             last = start
             with _progress(console, config.train.steps, start) as progress:
@@ -148,38 +177,42 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
     return last
 
 
-def seed_buffers(play: SelfPlay, say: Any) -> None:
+def seed_buffers(play: SelfPlay, say: Any, stop: Any = None) -> None:
     """Before step 1 (AZR.md section 6): seed files when configured; else the identity triplet,
-    then the model's own proposals until each buffer holds seed_factor x B tasks."""
+    then the model's own proposals until each buffer holds seed_factor x B tasks. Each round is
+    committed with its number, so a run stopped while seeding goes on where it was, with the same
+    draws; a finished seeding is not repeated."""
     s = play.config.selfplay
     validator, store = play.validator, play.store
+    if store.meta("seeding") == "done":
+        return
     if s.seed_files:
         for entry in s.seed_files:
             task_type, path = entry.split(":", 1)
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    proposals = list(read_rows(handle, TaskType(task_type)))
-            except OSError as error:
-                raise ConfigError(f"selfplay.seed_files: cannot read {path}: {error.strerror}") from None
+            with open(path, encoding="utf-8") as handle:
+                proposals = list(read_rows(handle, TaskType(task_type)))
             validations = validator.validate(proposals, step=0, source=f"seed:{Path(path).name}")
             added = store.add([v.task for v in validations if v.task is not None])
             say(f"seeded {sum(added)} {task_type} tasks from {path} ({rejection_counts(validations)})")
+        store.add([], meta={"seeding": "done"})
         return
     store.add([v.task for v in validator.validate(identity_proposals(), step=0, source="identity") if v.task])
     target = s.seed_factor * s.batch_size
-    wanted = [t for t in play.task_types]
-    rng = random.Random(play.config.train.seed)
-    for round_ in range(s.max_seed_rounds):
-        short = [t for t in wanted if store.count(t) < target]
-        if not short:
+    first = int(store.meta("seeding_rounds") or 0)
+    for round_ in range(first, s.max_seed_rounds):
+        short = [t for t in play.task_types if store.count(t) < target]
+        if not short or (stop is not None and stop.requested):
             break
+        seed = stage_seed(play.config.train.seed, "seeding", round_)
         proposed = propose(
-            play.generator, play.template, store, short, s.batch_size, s.references, play.sampling(), rng,
-            play.config.train.seed * 7919 + round_, play.chat,
+            play.generator, play.template, store, short, s.batch_size, s.references, play.sampling(),
+            random.Random(seed), stage_seed(play.config.train.seed, "seeding", round_, "propose"), play.chat,
         )  # fmt: skip
         validations = validator.validate([p.proposal for p in proposed], step=0, source="seeding")
-        store.add([v.task for v in validations if v.task is not None])
-    counts = {t.value: store.count(t) for t in wanted}
+        store.add([v.task for v in validations if v.task is not None], meta={"seeding_rounds": str(round_ + 1)})
+    counts = {t.value: store.count(t) for t in play.task_types}
+    if stop is None or not stop.requested:
+        store.add([], meta={"seeding": "done"})
     if any(n < target for n in counts.values()):
         log.warning(
             "seeding stopped after %d rounds short of %d tasks per buffer: %s. Training goes on; a buffer "
@@ -192,8 +225,6 @@ def seed_buffers(play: SelfPlay, say: Any) -> None:
 def _fault_injection(step: int) -> None:
     """For the resume tests: AZR_FAULT_AFTER_STEP=N kills the process with SIGKILL right after step
     N is logged, before any checkpoint of it, as a crash or an OOM kill would."""
-    import os
-
     if os.environ.get("AZR_FAULT_AFTER_STEP") == str(step):
         os.kill(os.getpid(), signal.SIGKILL)
 

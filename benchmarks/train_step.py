@@ -56,15 +56,18 @@ def generation_versus_plain(overrides: list[str], prompts: int = 24, new_tokens:
     ours = TransformersGenerator(policy, config.generation)
     encoded = policy.encode(texts, config.generation.max_prompt_tokens)
 
+    eos = policy.tokenizer.eos_token_id
+
     def plain() -> int:
         batch = policy.batch(encoded, [[] for _ in encoded])
         with torch.no_grad():
             out = policy.model.generate(
                 input_ids=batch.input_ids, attention_mask=batch.attention_mask, do_sample=True, temperature=1.0,
-                top_k=0, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                pad_token_id=policy.tokenizer.pad_token_id,
+                top_k=0, max_new_tokens=new_tokens, eos_token_id=eos, pad_token_id=policy.tokenizer.pad_token_id,
             )  # fmt: skip
-        return (out.shape[1] - batch.input_ids.shape[1]) * len(encoded)
+        # the tokens each row really sampled: through its EOS, as ours counts them
+        rows = out[:, batch.prompt_width :].tolist()
+        return sum(row.index(eos) + 1 if eos in row else len(row) for row in rows)
 
     def azr() -> int:
         return sum(len(c.ids) for group in ours.generate(texts, 1, sampling, seed=0) for c in group)

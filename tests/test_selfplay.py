@@ -128,10 +128,14 @@ def test_reused_rollouts_and_the_prompt_baseline(play):
     result = selfplay_step(play, step=1)
     solver = [s for s in result.trained if s.role is Role.SOLVE]
     assert len(solver) == 6 + 12  # the batch, and the 4 rollouts of each of the 3 new tasks
-    # GRPO-style: one baseline per prompt. The new deduction task's prompt has the batch's answer
-    # (right) and its 4 rollouts [1, 1, -0.5, 1]: rewards [1, 1, 1, -0.5, 1], mean 0.7, std 0.6
+    # GRPO-style: one baseline per solver prompt. The new deduction task's prompt has the batch's
+    # answer (right) and its 4 rollouts [1, 1, -0.5, 1]: rewards [1, 1, 1, -0.5, 1], mean 0.7, std 0.6
     group = [s for s in solver if PLUS_ONE in s.group[2]]
     assert [s.reward for s in group] == [1.0, 1.0, 1.0, -0.5, 1.0]
     assert [round(s.advantage, 4) for s in group] == [0.5, 0.5, 0.5, -2.0, 0.5]
     # the identity prompt answered once: a lone member, advantage 0
     assert [s.advantage for s in solver if s.task_type is D and IDENTITY in s.group[2]] == [0.0]
+    # proposers keep TRR++'s (task type, role) baseline: their prompts never repeat
+    proposers = [s for s in result.trained if s.role is Role.PROPOSE]
+    assert {s.group for s in proposers} == {(t.value, "propose") for t in (D, A, N)}
+    assert [round(s.advantage, 4) for s in proposers if s.task_type is D] == [1.0, -1.0]

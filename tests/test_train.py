@@ -1,5 +1,6 @@
 """`azr train` end to end on the tiny random model: smoke, resume after SIGKILL, and the update."""
 
+import json
 import math
 import os
 import signal
@@ -15,7 +16,7 @@ from safetensors.torch import load_file
 
 from azr import tiny
 from azr.config import Config, ConfigError, load
-from azr.generation import Sampling, TransformersGenerator
+from azr.generation import TransformersGenerator
 from azr.policy import Policy
 from azr.runlog import read_metrics
 from azr.tasks import Role, TaskType
@@ -72,8 +73,19 @@ def _tasks(run):
     ).stdout
 
 
+SEED_ROWS = [{"snippet": f"def f(x):\n    return x * {k} + {k % 3}", "input": str(k)} for k in range(2, 14)] + [
+    {"snippet": f"def f(s):\n    return s[::{(-1) ** k}] + '{k}'", "input": f"'ab{k}'"} for k in range(12)
+]
+
+
 def test_a_crash_loses_nothing_and_the_resumed_run_equals_an_unbroken_one(tmp_path):
-    settings = ["train.steps=4", "train.save_every=2", "optim.entropy_coef=0.01"]
+    """Seeded with real tasks, so the solver batches are real draws from a real buffer."""
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps(row) + "\n" for row in SEED_ROWS))
+    settings = [
+        "train.steps=4", "train.save_every=2", "optim.entropy_coef=0.01", "selfplay.max_tasks=20",
+        f"selfplay.seed_files=[deduction:{seeds},abduction:{seeds}]",
+    ]  # fmt: skip
     unbroken = tmp_path / "unbroken"
     assert azr_train(unbroken, *settings).returncode == 0
 
@@ -87,7 +99,9 @@ def test_a_crash_loses_nothing_and_the_resumed_run_equals_an_unbroken_one(tmp_pa
 
     assert [m["step"] for m in read_metrics(crashed)] == [1, 2, 3, 4]  # step 3 once, rewritten
     assert _comparable(read_metrics(crashed)) == _comparable(read_metrics(unbroken))
+    assert (crashed / "samples.jsonl").read_text() == (unbroken / "samples.jsonl").read_text()
     assert _tasks(crashed) == _tasks(unbroken)
+    assert '"task_type": "deduction"' in _tasks(crashed)
     a = load_file(str(crashed / "checkpoints" / "step-4" / "model" / "model.safetensors"))
     b = load_file(str(unbroken / "checkpoints" / "step-4" / "model" / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k]) for k in a)
@@ -98,16 +112,27 @@ def test_resuming_with_another_algorithm_is_refused(tmp_path):
     assert azr_train(run, "train.steps=1").returncode == 0
     refused = azr_train(run, "train.steps=2", "selfplay.n_mc=6")
     assert refused.returncode == 2
-    assert "selfplay.n_mc=4" in refused.stderr and "only train.* may change" in refused.stderr
+    assert "selfplay.n_mc=4" in refused.stderr and "only train.* (but the seed) may change" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert azr_train(run, "train.steps=2").returncode == 0  # more steps is fine
     assert [m["step"] for m in read_metrics(run)] == [1, 2]
+
+
+def test_a_failed_start_does_not_lock_the_run_directory(tmp_path):
+    run = tmp_path / "run"
+    assert azr_train(run, "train.steps=1", "model.path=/nonexistent/model").returncode == 2
+    assert azr_train(run, "train.steps=1").returncode == 0
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["train.steps=many"], "train.steps"),
+        (["optim.warmup_steps=-5"], "optim.warmup_steps"),
+        (["optim.betas=[2,3]"], "optim.betas"),
+        (["model.lora.enabled=true", "model.lora.target_modules=nonexistent_proj"], "model.lora"),
+        (["generation.max_new_tokens=100000"], "exceeds the model's"),
+        (["selfplay.seed_files=[deduction:/nonexistent.jsonl]"], "no file"),
         (["selfplay.templat=azr"], "unknown key"),
         (["selfplay.n_mc=1"], "selfplay.n_mc must be >= 2"),
         (["--config", "paper-13b"], "no config file"),
@@ -175,35 +200,80 @@ def test_gradient_accumulation_equals_one_big_batch(policy):
 
 
 def test_mini_batches_and_epochs_use_the_old_logprobs(policy):
+    """With 2 mini-batches x 2 epochs the later passes see a moved policy: the ratio to the old
+    log-probabilities leaves 1 and the clip binds (recomputing the old ones each pass would keep
+    the ratio at 1 and the clip fraction at 0)."""
     samples = _samples(policy)
-    config = Config().optim
-    config.mini_batches, config.epochs, config.lr = 2, 2, 1e-2
     initial = {k: v.clone() for k, v in policy.model.state_dict().items()}
+    config = Config().optim
+    config.mini_batches, config.epochs, config.lr = 2, 2, 3e-2
     stats = Updater(policy, config).update(samples, seed=0)
-    assert stats["clip_fraction"] >= 0 and math.isfinite(stats["loss"])
+    assert stats["clip_fraction"] > 0 and math.isfinite(stats["loss"])
+    policy.model.load_state_dict(initial)
+    config.mini_batches, config.epochs = 1, 1  # the paper's setting: on policy, nothing clipped
+    assert Updater(policy, config).update(samples, seed=0)["clip_fraction"] == 0.0
     policy.model.load_state_dict(initial)
 
 
-def test_learnability_rollouts_are_sampled_not_greedy(policy):
-    """The N_mc rollouts must differ (the authors' newer code sampled them greedily by accident,
-    which collapses every solve rate to 0 or 1)."""
-    generator = TransformersGenerator(policy, Config().generation)
-    [rollouts] = generator.generate(["<D>def f(x):\n    return x<I>1<O>"], 8, Sampling(max_new_tokens=12), seed=0)
-    assert len({c.text for c in rollouts}) > 1
-    # and reproducible from the seed
-    [again] = generator.generate(["<D>def f(x):\n    return x<I>1<O>"], 8, Sampling(max_new_tokens=12), seed=0)
-    assert [c.text for c in again] == [c.text for c in rollouts]
+def test_a_positive_advantage_makes_its_response_more_likely(policy):
+    initial = {k: v.clone() for k, v in policy.model.state_dict().items()}
+    up, down = _samples(policy, 2)
+    up = Sample(up.role, up.task_type, up.prompt_ids, up.ids, 1.0, "g", advantage=1.0)
+    down = Sample(down.role, down.task_type, down.prompt_ids, down.ids, -1.0, "g", advantage=-1.0)
+
+    def logprob(sample):
+        with torch.no_grad():
+            values, _ = policy.logprobs(policy.batch([sample.prompt_ids], [sample.ids]))
+        return values.sum().item()
+
+    before = logprob(up), logprob(down)
+    config = Config().optim
+    config.lr = 1e-3
+    Updater(policy, config).update([up, down], seed=0)
+    assert logprob(up) > before[0] and logprob(down) < before[1]
+    policy.model.load_state_dict(initial)
 
 
-def test_logprobs_match_between_batched_and_single(policy):
-    """Left-padded prompts and right-padded completions give each sequence the log-probabilities
-    it has alone (position ids follow the padding)."""
-    samples = _samples(policy, 4)
-    batch = policy.batch([s.prompt_ids for s in samples], [s.ids for s in samples])
-    together, _ = policy.logprobs(batch)
-    for i, s in enumerate(samples):
-        alone, _ = policy.logprobs(policy.batch([s.prompt_ids], [s.ids]))
-        assert torch.allclose(together[i, : len(s.ids)], alone[0, : len(s.ids)], atol=1e-5)
+def test_learnability_rollouts_are_sampled_not_greedy(policy, sandbox):
+    """The N_mc rollouts of stage 3 must differ (the authors' newer code sampled them greedily by
+    accident, which collapses every solve rate to 0 or 1): through the step's own `solve`."""
+    from azr.prompts import get_template
+    from azr.selfplay import SelfPlay
+    from azr.solve import solve
+    from azr.tasks import TripletTask
+    from azr.verify import Verifier
+
+    config = Config()
+    play = SelfPlay(config, TransformersGenerator(policy, config.generation), get_template("compact"), None, None,
+                    Verifier(sandbox), None)  # type: ignore[arg-type]  # fmt: skip
+    task = TripletTask(TaskType.DEDUCTION, "def f(x):\n    return x", "1", "1")
+    [rollouts] = solve(play.generator, play.template, play.verifier, [task], config.selfplay.n_mc, play.sampling(), 0)
+    assert len(rollouts) == config.selfplay.n_mc
+    assert len({r.completion.text for r in rollouts}) > 1
+    [again] = solve(play.generator, play.template, play.verifier, [task], config.selfplay.n_mc, play.sampling(), 0)
+    assert [r.completion.text for r in again] == [r.completion.text for r in rollouts]  # and reproducible
+
+
+def test_logprobs_match_what_generate_sampled_from(policy):
+    """The training log-probabilities of a sampled completion equal the log-softmax of the logits
+    `generate` sampled each token from (no off-by-one), batched with other lengths or alone."""
+    prompts = [policy.encode([text], 64)[0] for text in ("<D>def f(x):\n    return x<I>1<O>", "<PD>", "<A>x<O>1<I>")]
+    batch = policy.batch(prompts, [[] for _ in prompts])
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = policy.model.generate(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, do_sample=True, top_k=0,
+            max_new_tokens=6, min_new_tokens=6, output_logits=True, return_dict_in_generate=True,
+            pad_token_id=policy.tokenizer.pad_token_id,
+        )  # fmt: skip
+    completions = out.sequences[:, batch.prompt_width :].tolist()
+    sampled = torch.stack([torch.log_softmax(step.float(), -1) for step in out.logits], 1)
+    expected = sampled.gather(-1, torch.tensor(completions).unsqueeze(-1)).squeeze(-1)
+    together, _ = policy.logprobs(policy.batch(prompts, completions))
+    assert torch.allclose(together, expected, atol=1e-4)
+    for i in range(len(prompts)):
+        alone, _ = policy.logprobs(policy.batch([prompts[i]], [completions[i]]))
+        assert torch.allclose(alone[0], expected[i], atol=1e-4)
 
 
 def test_lora_trains_saves_and_restores_the_adapter(tmp_path):
