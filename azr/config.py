@@ -138,6 +138,8 @@ class OptimConfig:
 
 @dataclass
 class ExecutorSection:
+    """The sandbox (azr.executor.ExecutorConfig's keys, with CPU-sized defaults)."""
+
     timeout: float = 5.0
     """Seconds a program may run (paper: 10)."""
     memory_mb: int = 512

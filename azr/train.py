@@ -15,6 +15,7 @@ finishes the current step, saves, and exits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -125,12 +126,7 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
         say(f"resuming {run_dir} from step {start}")
     runlog = RunLog(run_dir, start, config.train.tensorboard, config.train.wandb_project, as_dict(config))
     s = config.selfplay
-    executor_config = ExecutorConfig(
-        timeout=config.executor.timeout,
-        memory_mb=config.executor.memory_mb,
-        workers=config.executor.workers,
-        isolation=config.executor.isolation,
-    )
+    executor_config = ExecutorConfig(**dataclasses.asdict(config.executor))
     template = get_template(s.template, n_inputs=s.induction_inputs)
     validation = ValidationConfig(induction_inputs=s.induction_inputs, hash_seeds=tuple(s.hash_seeds))  # type: ignore[arg-type]
     stop = _StopOnSignal()
