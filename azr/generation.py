@@ -20,6 +20,7 @@ from azr.policy import Policy
 @dataclass(frozen=True)
 class Sampling:
     temperature: float = 1.0
+    """0 means greedy (evaluation only: self-play must sample)."""
     top_p: float = 1.0
     max_new_tokens: int = 128
     stop: tuple[str, ...] = ()
@@ -95,16 +96,18 @@ class TransformersGenerator:
         batch = self.policy.batch(prompts, [[] for _ in prompts])
         # A fresh config, so nothing of the model's own generation_config (a repetition penalty,
         # say) bends the samples away from the policy that is trained.
-        settings = GenerationConfig(
-            do_sample=True,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=0,
-            max_new_tokens=sampling.max_new_tokens,
-            eos_token_id=stop_ids,
-            pad_token_id=tokenizer.pad_token_id,
-            stop_strings=stop_strings or None,
-        )
+        common = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "eos_token_id": stop_ids,
+            "pad_token_id": tokenizer.pad_token_id,
+            "stop_strings": stop_strings or None,
+        }
+        if sampling.temperature == 0:  # greedy, for evaluation
+            settings = GenerationConfig(do_sample=False, **common)
+        else:
+            settings = GenerationConfig(
+                do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common
+            )
         with self.policy.compute():
             output = self.policy.model.generate(
                 input_ids=batch.input_ids,

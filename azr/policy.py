@@ -38,11 +38,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+EMBEDDED = "embedded"
+
+
 def resolve_path(path: str, seed: int) -> str:
+    """`tiny-random` (built on first use), `embedded` (shipped in the package), or as given."""
     if path == "tiny-random":
         from azr import tiny
 
         return str(tiny.path(seed))
+    if path == EMBEDDED:
+        from azr.base import model_path
+
+        found = model_path()
+        if found is None:
+            raise PolicyError("the embedded model is not in this install: build it with `azr build-base-model`")
+        return str(found)
     return path
 
 

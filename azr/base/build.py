@@ -1,0 +1,290 @@
+"""`azr build-base-model`: the embedded model, rebuilt from a seed.
+
+    1. tasks: random programs (programs.py) made into tasks through the sandbox (corpus.py); a
+       held-out set from another seed, sharing no normalised program with them;
+    2. a byte-level BPE tokenizer trained on the transcripts, the compact markers as special
+       tokens, digits split one by one;
+    3. pretraining of a small Qwen2 model on the transcripts of all six (role, task type) pairs,
+       for a fixed number of steps (not minutes, so that a seed reproduces the weights);
+    4. held-out scores (greedy pass@1 per task type, the valid-proposal rate) and a model card.
+
+Everything is written to one directory that `from_pretrained` loads as is; the shipped model is
+`azr/base/model/`. Same seed, same torch build and thread count: the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from azr.base.corpus import MAX_OUTPUT_CHARS, TaskSet, make_tasks, transcripts
+from azr.executor import Executor, ExecutorConfig
+from azr.programs import normalized
+from azr.prompts.compact import MARKERS
+from azr.seeds import export_row
+from azr.tasks import TaskType
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", *MARKERS]
+
+
+@dataclass
+class BuildConfig:
+    """How the embedded model is built. The defaults make the shipped model (about an hour on
+    2 CPU cores)."""
+
+    seed: int = 0
+    programs: int = 60_000
+    """Training programs (each gives 1-3 triplets, or one induction task)."""
+    heldout_programs: int = 300
+    induction_inputs: int = 4
+    """Inputs per induction task (the tiny-cpu preset's selfplay.induction_inputs)."""
+    vocab_size: int = 4096
+    hidden_size: int = 256
+    layers: int = 6
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate_size: int = 768
+    context: int = 256
+    """Tokens per training sequence; transcripts are packed (a few proposals run longer and wrap)."""
+    steps: int = 1500
+    batch_size: int = 32
+    """Sequences of `context` tokens per optimizer step."""
+    lr: float = 1.5e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    bf16: bool = True
+    """bfloat16 autocast (about 1.6x faster on CPU; the weights stay float32)."""
+    eval_proposals: int = 64
+    """Proposals per type sampled to measure the valid-proposal rate."""
+
+
+def build(out: Path, config: BuildConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Build the model into `out`; returns the numbers written to the model card."""
+    started = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    report: dict[str, Any] = {"config": asdict(config)}
+
+    say(f"1/4 tasks from {config.programs} programs (and {config.heldout_programs} held out)")
+    with Executor(ExecutorConfig(timeout=2.0, memory_mb=512)) as executor:
+        train = make_tasks(executor, config.seed, config.programs, induction_inputs=config.induction_inputs)
+        seen = {normalized(t.program) for t in (*train.triplets, *train.inductions)}
+        heldout = make_tasks(
+            executor, config.seed + 1_000_003, config.heldout_programs,
+            induction_inputs=config.induction_inputs, exclude=seen,
+        )  # fmt: skip
+    _write_heldout(out / "heldout.jsonl", heldout)
+    texts = transcripts(train, random.Random(config.seed))
+    report["data"] = {
+        "train_triplets": len(train.triplets), "train_induction": len(train.inductions),
+        "heldout_triplets": len(heldout.triplets), "heldout_induction": len(heldout.inductions),
+        "transcripts": len(texts), "max_output_chars": MAX_OUTPUT_CHARS,
+    }  # fmt: skip
+    say(f"   {report['data']}")
+
+    say("2/4 tokenizer")
+    tokenizer = train_tokenizer(texts, config.vocab_size)
+    tokenizer.save_pretrained(out)
+
+    say(f"3/4 pretraining, {config.steps} steps of {config.batch_size} x {config.context} tokens")
+    model, curve, tokens, seconds = pretrain(texts, tokenizer, config, say)
+    model.save_pretrained(out)
+    report["pretraining"] = {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "tokens_in_corpus": tokens,
+        "tokens_trained": config.steps * config.batch_size * config.context,
+        "seconds": round(seconds),
+        "tokens_per_second": round(config.steps * config.batch_size * config.context / seconds),
+        "loss": curve,
+    }
+
+    say("4/4 held-out scores")
+    report["heldout"] = score(out, heldout, train, config)
+    say(f"   {report['heldout']}")
+    report["build_seconds"] = round(time.time() - started)
+    (out / "build.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "MODEL_CARD.md").write_text(model_card(report))
+    return report
+
+
+def _write_heldout(path: Path, tasks: TaskSet) -> None:
+    rows = [export_row(t) for t in (*tasks.triplets, *tasks.inductions)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    # Digits one by one: numbers then share tokens, which helps a small model with arithmetic.
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|pad|>")
+
+
+def pretrain(texts: list[str], tokenizer: Any, config: BuildConfig, say: Callable[[str], None]) -> Any:
+    """Causal language modelling on the transcripts, packed into blocks of `context` tokens."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    eos = tokenizer.eos_token_id
+    flat: list[int] = []
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        flat += [*ids, eos]
+    width = config.context + 1
+    blocks = torch.tensor(flat[: len(flat) // width * width]).view(-1, width)
+    model_config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.layers, num_attention_heads=config.heads, num_key_value_heads=config.kv_heads,
+        max_position_embeddings=4096, tie_word_embeddings=True, eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=eos,
+    )  # fmt: skip
+    torch.manual_seed(config.seed)
+    model = Qwen2ForCausalLM(model_config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
+
+    def schedule(step: int) -> float:  # linear warm-up, cosine down to a tenth
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(config.seed))
+    position, curve, started, recent = 0, [], time.time(), []
+    model.train()
+    for step in range(config.steps):
+        if position + config.batch_size > len(order):  # a new epoch, reshuffled
+            order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(config.seed + step))
+            position = 0
+        batch = blocks[order[position : position + config.batch_size]]
+        position += config.batch_size
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if config.bf16 else torch.autocast("cpu", enabled=False)
+        with context:
+            logits = model(input_ids=batch[:, :-1]).logits
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        recent.append(loss.item())
+        if (step + 1) % 50 == 0 or step + 1 == config.steps:
+            mean = sum(recent) / len(recent)
+            recent = []
+            curve.append([step + 1, round(mean, 4)])
+            rate = (step + 1) * config.batch_size * config.context / (time.time() - started)
+            say(f"   step {step + 1}/{config.steps}  loss {mean:.3f}  {rate:.0f} tokens/s")
+    return model, curve, len(flat), time.time() - started
+
+
+def score(model_dir: Path, heldout: TaskSet, train: TaskSet, config: BuildConfig) -> dict[str, Any]:
+    """Greedy pass@1 per task type on the held-out tasks, and how often proposals are valid."""
+    from azr.config import Config
+    from azr.evaluate import evaluate
+    from azr.generation import Sampling, TransformersGenerator
+    from azr.policy import Policy
+    from azr.prompts import get_template
+    from azr.propose import propose
+    from azr.store import TaskStore
+    from azr.validate import ValidationConfig, Validator, rejection_counts
+    from azr.verify import Verifier
+
+    settings = Config()
+    settings.model.path = str(model_dir)
+    settings.model.device = "cpu"
+    policy = Policy(settings.model)
+    generator = TransformersGenerator(policy, settings.generation)
+    template = get_template("compact", n_inputs=config.induction_inputs)
+    tasks = [*heldout.triplets, *[_flip(t) for t in heldout.triplets], *heldout.inductions]
+    result: dict[str, Any] = {}
+    with Executor(ExecutorConfig(timeout=2.0, memory_mb=512)) as executor:
+        greedy = Sampling(temperature=0.0, max_new_tokens=settings.generation.max_new_tokens, stop=template.stop)
+        result["pass@1_greedy"] = {
+            k: round(v["pass@1"], 4)
+            for k, v in evaluate(generator, template, Verifier(executor), tasks, 1, greedy, 0)["results"].items()
+        }
+        validator = Validator(executor, ValidationConfig(induction_inputs=config.induction_inputs), seed=0)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch, TaskStore(Path(scratch) / "tasks.db") as store:
+            store.add(train.triplets[:200])
+            sampling = Sampling(max_new_tokens=settings.generation.max_new_tokens, stop=template.stop)
+            proposed = propose(
+                generator, template, store, list(TaskType), config.eval_proposals, 2, sampling,
+                random.Random(config.seed), config.seed,
+            )  # fmt: skip
+            validations = validator.validate([p.proposal for p in proposed])
+            result["valid_proposals"] = {}
+            for task_type in TaskType:
+                mine = [v for p, v in zip(proposed, validations, strict=True) if p.task_type is task_type]
+                result["valid_proposals"][task_type.value] = round(sum(v.valid for v in mine) / len(mine), 4)
+            result["rejections"] = rejection_counts(validations)
+    return result
+
+
+def _flip(task: Any) -> Any:
+    """The same triplet asked the other way (held-out triplets serve both directions)."""
+    from azr.tasks import TripletTask
+
+    other = TaskType.ABDUCTION if task.task_type is TaskType.DEDUCTION else TaskType.DEDUCTION
+    return TripletTask(other, task.program, task.input, task.output, task.imports, task.step, task.source)
+
+
+def model_card(report: dict[str, Any]) -> str:
+    c, d, p, h = report["config"], report["data"], report["pretraining"], report["heldout"]
+    return f"""# The embedded base model
+
+A tiny code model trained from synthetic programs only, shipped with azr so that self-play runs
+for real on a laptop CPU. Rebuild it with `azr build-base-model --out DIR --seed {c["seed"]}`.
+
+## Data
+Random Python functions over ints, strings and lists (arithmetic, comparisons, string methods,
+slicing, comprehensions, loops, conditionals, helpers), from `azr/base/programs.py`, made into tasks
+through the sandbox: {d["train_triplets"]:,} deduction/abduction triplets and {d["train_induction"]:,}
+induction tasks, outputs at most {d["max_output_chars"]} characters, written as {d["transcripts"]:,}
+transcripts of all six (role, task type) pairs in the `compact` template ({p["tokens_in_corpus"]:,}
+tokens). Held out (another seed, no shared normalised program): {d["heldout_triplets"]} triplets,
+{d["heldout_induction"]} induction tasks, in `heldout.jsonl`.
+
+## Model
+Qwen2 architecture, {p["parameters"]:,} parameters: hidden {c["hidden_size"]}, {c["layers"]} layers,
+{c["heads"]} heads ({c["kv_heads"]} key/value), MLP {c["intermediate_size"]}, vocabulary {c["vocab_size"]}
+(byte-level BPE, digits split, the compact markers as special tokens), tied embeddings.
+
+## Training
+{c["steps"]} steps of {c["batch_size"]} x {c["context"]} tokens ({p["tokens_trained"]:,} tokens), AdamW
+lr {c["lr"]} (warm-up {c["warmup_steps"]}, cosine to a tenth), weight decay {c["weight_decay"]},
+bfloat16 autocast: {p["seconds"]} s at {p["tokens_per_second"]:,} tokens/s on this machine. Final loss
+{p["loss"][-1][1]}.
+
+## Held-out scores
+Greedy pass@1: {", ".join(f"{k} {v:.3f}" for k, v in h["pass@1_greedy"].items())}.
+Valid proposals (sampled at temperature 1, {c["eval_proposals"]} per type):
+{", ".join(f"{k} {v:.2f}" for k, v in h["valid_proposals"].items())}.
+
+## What it can and cannot do
+It has only ever seen the programs of one generator: it writes and reads those, and nothing else
+(no natural language beyond the generator's phrases, no other program shapes). It is a base for
+showing self-play at work on a CPU, not a code model to use.
+"""

@@ -1,0 +1,44 @@
+"""`azr build-base-model`: rebuild the embedded model from a seed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from azr.cli import UsageError, add_command
+
+
+def register(commands: Any) -> None:
+    command = add_command(
+        commands,
+        "build-base-model",
+        help="build the embedded tiny code model from a seed (about an hour on 2 CPU cores)",
+        description="Generate programs, make them tasks through the sandbox, train a tokenizer, pretrain a small "
+        "Qwen2 model on the tasks' transcripts, score it on held-out tasks and write a model card. The shipped "
+        "model is the output of the defaults.",
+    )
+    command.add_argument("--out", required=True, metavar="DIR", help="where the model directory goes")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--programs", type=int, help="training programs (default 60000)")
+    command.add_argument("--steps", type=int, help="pretraining steps (default 1500)")
+    command.add_argument("--quick", action="store_true", help="a small build in a minute, to check the pipeline")
+    command.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from azr.base.build import BuildConfig, build
+
+    config = BuildConfig(seed=args.seed)
+    if args.quick:
+        config.programs, config.heldout_programs, config.steps, config.eval_proposals = 300, 40, 20, 4
+        config.layers, config.hidden_size, config.intermediate_size, config.vocab_size = 2, 64, 128, 512
+    if args.programs is not None:
+        config.programs = args.programs
+    if args.steps is not None:
+        config.steps = args.steps
+    if config.programs < 10 or config.steps < 1:
+        raise UsageError("--programs must be >= 10 and --steps >= 1")
+    build(Path(args.out), config)
+    print(f"model written to {args.out} (see {args.out}/MODEL_CARD.md)")
+    return 0

@@ -1,0 +1,137 @@
+"""The embedded model's pipeline: the program generator, the split, the transcripts, the build, and
+loading the result through the same path as any Hugging Face model."""
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from azr.base.corpus import make_tasks, transcripts
+from azr.base.programs import draw_input, generate
+from azr.programs import check_program, normalized
+from azr.prompts.compact import CompactTemplate
+from azr.tasks import TaskType, TripletProposal
+from azr.validate import Validator
+
+
+def test_programs_are_reproducible_from_the_seed():
+    a = [generate(random.Random(7)).source for _ in range(1)] + [p.source for p in _programs(7, 50)]
+    b = [generate(random.Random(7)).source for _ in range(1)] + [p.source for p in _programs(7, 50)]
+    assert a == b
+    assert [p.source for p in _programs(8, 50)] != [p.source for p in _programs(7, 50)]
+
+
+def _programs(seed, count):
+    rng = random.Random(seed)
+    return [generate(rng) for _ in range(count)]
+
+
+def test_programs_pass_the_filter_and_run_deterministically(sandbox):
+    programs = _programs(3, 150)
+    assert all(check_program(p.source).ok for p in programs)
+    rng = random.Random(0)
+    proposals = [
+        TripletProposal(TaskType.DEDUCTION, p.source, ", ".join(draw_input(k, rng) for k in p.params)) for p in programs
+    ]
+    validations = Validator(sandbox).validate(proposals)  # two runs, two hash seeds, in the sandbox
+    assert sum(v.valid for v in validations) >= 0.95 * len(programs)
+    # what they cover: loops, conditionals, comprehensions, helpers, two parameters
+    sources = "\n".join(p.source for p in programs)
+    for construct in ("for ", "if ", " for e in ", "def helper", "def f(x, ", "sorted("):
+        assert construct in sources, construct
+
+
+def test_the_held_out_split_shares_no_program(sandbox):
+    train = make_tasks(sandbox, seed=1, programs=120)
+    seen = {normalized(t.program) for t in (*train.triplets, *train.inductions)}
+    heldout = make_tasks(sandbox, seed=2, programs=60, exclude=seen)
+    held = {normalized(t.program) for t in (*heldout.triplets, *heldout.inductions)}
+    assert train.triplets and train.inductions and heldout.triplets
+    assert not held & seen
+    # the same seed makes the same tasks
+    again = make_tasks(sandbox, seed=1, programs=120)
+    assert again.triplets == train.triplets and again.inductions == train.inductions
+
+
+def test_transcripts_cover_the_six_pairs_and_parse_back(sandbox):
+    tasks = make_tasks(sandbox, seed=4, programs=80)
+    texts = transcripts(tasks, random.Random(0))
+    starts = {text[: text.index(">") + 1] for text in texts}
+    assert {"<D>", "<A>", "<N>", "<R>", "<PN>"} <= starts
+    assert any(text.endswith("<E>") and "<PD>" in text for text in texts)
+    assert any("<PA>" in text for text in texts)
+    template = CompactTemplate(n_inputs=4)
+    for text in texts:
+        assert text.endswith("<E>")
+        if text.startswith("<D>"):  # the completion after the prompt parses to the task's output
+            completion = text.rsplit("<O>", 1)[1]
+            answer = template.parse_answer(TaskType.DEDUCTION, completion)
+            assert answer.text == completion.removesuffix("<E>").strip()
+
+
+def test_a_quick_build_loads_like_any_model_and_evaluates(tmp_path):
+    out = tmp_path / "model"
+    done = subprocess.run(
+        [sys.executable, "-m", "azr.cli", "build-base-model", "--out", str(out), "--quick"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "MODEL_CARD.md", "heldout.jsonl", "build.json"):
+        assert (out / name).exists(), name
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.convert_tokens_to_ids("<E>") != tokenizer.unk_token_id
+    assert len(tokenizer("<D>123")["input_ids"]) == 4  # markers are one token, digits one each
+    AutoModelForCausalLM.from_pretrained(out)
+    result_path = tmp_path / "result.json"
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "azr.cli", "eval", "--model", str(out), "--bench", str(out / "heldout.jsonl"),
+         "--out", str(result_path), "--limit", "3", "--max-new-tokens", "8"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    result = json.loads(result_path.read_text())
+    assert set(result["results"]) == {"deduction", "abduction", "induction"}
+    assert all(0 <= r["pass@1"] <= 1 and r["n"] > 0 for r in result["results"].values())
+    assert len(result["tasks"]) == sum(r["n"] for r in result["results"].values())
+
+
+def test_the_embedded_model_loads_through_from_pretrained():
+    from azr.base import heldout_path, model_path
+
+    if model_path() is None:
+        pytest.skip("the embedded model is not in this checkout yet")
+    from azr.config import Config
+    from azr.generation import Sampling, TransformersGenerator
+    from azr.policy import Policy
+
+    config = Config()
+    config.model.path, config.model.device = "embedded", "cpu"
+    policy = Policy(config.model)
+    assert str(policy.path) == str(model_path())
+    greedy = Sampling(temperature=0.0, max_new_tokens=8, stop=("<E>",))
+    prompt = "<D>def f(x):\n    v0 = x + 1\n    return v0<I>2<O>"
+    [[completion]] = TransformersGenerator(policy, config.generation).generate([prompt], 1, greedy, 0)
+    assert completion.finished and completion.text.endswith("<E>")
+    assert heldout_path() is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "--out", "/tmp/x.json", "--task-types", "trivia"], "--task-types"),
+        (
+            ["eval", "--out", "/tmp/x.json", "--bench", "/nonexistent.jsonl", "--model", "tiny-random"],
+            "no benchmark file",
+        ),
+        (["eval", "--out", "/tmp/x.json", "--samples", "4"], "several --samples need a --temperature"),
+        (["build-base-model", "--out", "/tmp/x", "--steps", "0"], "--steps >= 1"),
+    ],
+)
+def test_bad_arguments(args, message):
+    done = subprocess.run([sys.executable, "-m", "azr.cli", *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
