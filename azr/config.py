@@ -87,6 +87,9 @@ class SelfPlayConfig:
     """Inputs an induction proposal must give, half shown to the solver (paper: 10)."""
     template: str = "compact"
     """Prompt format: `azr` (the paper's, for real models) or `compact` (markers, tiny models)."""
+    proposer_reward: str = "learnability"
+    """`learnability` (the paper, Eq. 4: 1 - s for 0 < s < 1) or `valid` (1 for any valid task): the
+    ablation that removes the learnability signal."""
     reward_shaping: str = "paper"
     """`paper` (Eq. 6: well formed keeps its reward, 0 -> -0.5, malformed -1) or `none`."""
     advantage_stats: str = "sample"
@@ -149,6 +152,20 @@ class ExecutorSection:
 
 
 @dataclass
+class EvalConfig:
+    """Held-out evaluation during training, logged as eval/<task type>/pass@1 (greedy)."""
+
+    every: int = 0
+    """Evaluate before step 1 and every this many steps; 0: never."""
+    bench: str = ""
+    """A tasks file in the seed format; empty: the embedded model's held-out set."""
+    task_types: list[str] = field(default_factory=lambda: [t.value for t in TaskType])
+    limit: int = 150
+    """At most this many rows of each kind (triplets, induction)."""
+    max_new_tokens: int = 64
+
+
+@dataclass
 class TrainConfig:
     steps: int = 20
     save_every: int = 10
@@ -171,6 +188,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     executor: ExecutorSection = field(default_factory=ExecutorSection)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 class ConfigError(ValueError):
@@ -227,6 +245,11 @@ def check(config: Config) -> None:
         (s.induction_inputs >= 2, "selfplay.induction_inputs must be >= 2 (half are hidden)"),
         (s.template in TEMPLATES, f"selfplay.template must be one of {', '.join(TEMPLATES)}"),
         (s.reward_shaping in SHAPINGS, f"selfplay.reward_shaping must be one of {', '.join(SHAPINGS)}"),
+        (s.proposer_reward in ("learnability", "valid"), "selfplay.proposer_reward must be learnability or valid"),
+        (config.eval.every >= 0 and config.eval.limit >= 1 and config.eval.max_new_tokens >= 1,
+         "eval.every must be >= 0, eval.limit and eval.max_new_tokens >= 1"),
+        (set(config.eval.task_types) <= {t.value for t in TaskType},
+         "eval.task_types: choose from deduction, abduction, induction"),
         (s.advantage_stats in STATS, f"selfplay.advantage_stats must be one of {', '.join(STATS)}"),
         (s.baseline in ("task_role", "prompt"), "selfplay.baseline must be task_role or prompt"),
         (s.baseline == "task_role" or s.reuse_rollouts,

@@ -118,11 +118,10 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
             play.sampling(), seeds["mc"], play.chat,
         )  # fmt: skip
     rates = iter([solve_rate([r.verdict.correct for r in task_rollouts]) for task_rollouts in rollouts])
+    role_reward = learnability if cfg.proposer_reward == "learnability" else (lambda _: 1.0)  # ablation: any valid
     proposer_rewards = [
-        (shaped(learnability(next(rates)), True, cfg.reward_shaping), 0.0) if v.valid
-        else (shaped(0.0, False, cfg.reward_shaping), None)
-        for v in validations
-    ]  # fmt: skip
+        shaped(role_reward(next(rates)) if v.valid else 0.0, v.valid, cfg.reward_shaping) for v in validations
+    ]
 
     # 4. SOLVE: B tasks per type, the newest first -> solver reward (Eq. 5)
     batch = []
@@ -138,7 +137,7 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     # 5. ADVANTAGES: format shaping (Eq. 6), then TRR++ (Eq. 8)
     samples = [
         _sample(Role.PROPOSE, p.task_type, p.completion, reward, cfg.baseline, p.prompt)
-        for p, (reward, _) in zip(proposed, proposer_rewards, strict=True)
+        for p, reward in zip(proposed, proposer_rewards, strict=True)
     ]
     solver_rollouts = solved + ([r for task in rollouts for r in task] if cfg.reuse_rollouts else [])
     samples += [

@@ -21,6 +21,7 @@ import os
 import random
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import torch
 from azr import checkpoint
 from azr.config import Config, ConfigError, as_dict, from_yaml, to_yaml
 from azr.executor import Executor, ExecutorConfig
-from azr.generation import TransformersGenerator
+from azr.generation import Sampling, TransformersGenerator
 from azr.policy import Policy
 from azr.prompts import get_template
 from azr.propose import propose
@@ -152,10 +153,15 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
                     say("interrupted while seeding; run the same command to go on from there")
                     return 0
             say(sizes(config))
+            evaluate = _Evaluator(play, executor) if config.eval.every else None
+            if evaluate is not None and start == 0:
+                runlog.step(0, evaluate(), [])  # the base model, before any update
             last = start
             with _progress(console, config.train.steps, start) as progress:
                 for step in range(start + 1, config.train.steps + 1):
                     result = selfplay_step(play, step)
+                    if evaluate is not None and step % config.eval.every == 0:
+                        result.metrics.update(evaluate())
                     runlog.step(step, result.metrics, result.samples)
                     last = step
                     _fault_injection(step)
@@ -216,6 +222,32 @@ def seed_buffers(play: SelfPlay, say: Any, stop: Any = None) -> None:
             s.max_seed_rounds, target, counts,
         )  # fmt: skip
     say(f"buffers: {counts}")
+
+
+class _Evaluator:
+    """Greedy pass@1 on the held-out tasks, loaded and validated once."""
+
+    def __init__(self, play: SelfPlay, executor: Executor) -> None:
+        from azr.base import heldout_path
+        from azr.evaluate import load_benchmark
+
+        config = play.config.eval
+        bench = Path(config.bench) if config.bench else heldout_path()
+        if bench is None or not bench.is_file():
+            raise ConfigError(f"eval.bench: no tasks file {config.bench or '(the embedded held-out set)'}")
+        types = [TaskType(t) for t in config.task_types]
+        self.tasks = load_benchmark(bench, types, executor, config.limit, play.config.train.seed).tasks
+        self.play = play
+        self.sampling = Sampling(0.0, 1.0, config.max_new_tokens, play.template.stop)
+
+    def __call__(self) -> dict[str, float]:
+        from azr.evaluate import evaluate
+
+        started = time.perf_counter()
+        result = evaluate(self.play.generator, self.play.template, self.play.verifier, self.tasks, 1, self.sampling, 0)
+        metrics = {f"eval/{name}/pass@1": numbers["pass@1"] for name, numbers in result["results"].items()}
+        metrics["time/eval"] = time.perf_counter() - started
+        return metrics
 
 
 def _fault_injection(step: int) -> None:

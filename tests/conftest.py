@@ -42,3 +42,19 @@ def sandbox():
     """One executor with the default isolation, for tests of what runs on top of it."""
     with Executor(ExecutorConfig(**TEST_LIMITS)) as executor:
         yield executor
+
+
+@pytest.fixture(scope="session")
+def quick_model(tmp_path_factory):
+    """A small embedded-style model built by `azr build-base-model --quick` (about 15 s): a real
+    tokenizer and held-out set, weights that barely learned."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("quick") / "model"
+    done = subprocess.run(
+        [sys.executable, "-m", "azr.cli", "build-base-model", "--out", str(out), "--quick"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out

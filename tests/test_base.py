@@ -71,13 +71,8 @@ def test_transcripts_cover_the_six_pairs_and_parse_back(sandbox):
             assert answer.text == completion.removesuffix("<E>").strip()
 
 
-def test_a_quick_build_loads_like_any_model_and_evaluates(tmp_path):
-    out = tmp_path / "model"
-    done = subprocess.run(
-        [sys.executable, "-m", "azr.cli", "build-base-model", "--out", str(out), "--quick"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_a_quick_build_loads_like_any_model_and_evaluates(quick_model, tmp_path):
+    out = quick_model
     for name in ("config.json", "model.safetensors", "tokenizer.json", "MODEL_CARD.md", "heldout.jsonl", "build.json"):
         assert (out / name).exists(), name
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -355,3 +355,17 @@ def test_seed_files_seed_the_buffers(tmp_path):
     ).stdout  # fmt: skip
     assert counts == {"deduction": 248, "induction": validated.count('"valid": true')}
     assert counts["induction"] > 10
+
+
+def test_held_out_evaluation_during_training(tmp_path, quick_model):
+    run = tmp_path / "run"
+    done = azr_train(
+        run, "train.steps=2", f"model.path={quick_model}", "eval.every=2",
+        f"eval.bench={quick_model / 'heldout.jsonl'}", "eval.limit=4", "eval.max_new_tokens=8",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_metrics(run)
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    for row in (rows[0], rows[2]):  # the base model, and after step 2
+        assert {f"eval/{t}/pass@1" for t in ("deduction", "abduction", "induction")} <= row.keys()
+    assert "eval/deduction/pass@1" not in rows[1]

@@ -1,0 +1,49 @@
+"""Plots of runs, from their metrics.jsonl: curves of any metric over the steps, one line per run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def curves(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    panels: Sequence[tuple[str, Sequence[str]]],
+    out: Path,
+    title: str = "",
+) -> Path:
+    """One panel per (panel title, metric keys); in each, a line per (run, key) over the steps.
+
+    `runs` maps a run's name to its metrics rows (metrics.jsonl). Missing values are skipped, so a
+    metric logged every few steps (eval/...) draws as a line through its points.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(3, len(panels))
+    rows = (len(panels) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.6 * rows), squeeze=False)
+    for axis, (panel, keys) in zip(axes.flat, panels, strict=False):
+        for name, metrics in runs.items():
+            for key in keys:
+                points = [(m["step"], m[key]) for m in metrics if m.get(key) is not None]
+                if points:
+                    steps, values = zip(*points, strict=True)
+                    label = name if len(keys) == 1 else f"{name}: {key.split('/')[-2]}"
+                    axis.plot(steps, values, marker="o" if len(points) < 30 else None, markersize=3, label=label)
+        axis.set_title(panel)
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.set_visible(False)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
