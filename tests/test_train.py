@@ -23,6 +23,8 @@ from azr.tasks import Role, TaskType
 from azr.update import Sample, Updater
 
 FAST = [
+    "model.path=tiny-random",
+    "eval.every=0",
     "selfplay.max_seed_rounds=1",
     "generation.max_new_tokens=24",
     "train.tensorboard=false",
@@ -164,7 +166,7 @@ def test_presets_load():
 @pytest.fixture(scope="module")
 def policy():
     config = Config().model
-    config.device = "cpu"
+    config.path, config.device = "tiny-random", "cpu"
     return Policy(config)
 
 
@@ -279,7 +281,7 @@ def test_logprobs_match_what_generate_sampled_from(policy):
 def test_lora_trains_saves_and_restores_the_adapter(tmp_path):
     pytest.importorskip("peft")
     config = Config().model
-    config.device = "cpu"
+    config.path, config.device = "tiny-random", "cpu"
     config.lora.enabled = True
     config.lora.target_modules = "q_proj,v_proj"
     lora = Policy(config)

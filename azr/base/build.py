@@ -98,7 +98,9 @@ def build(out: Path, config: BuildConfig, say: Callable[[str], None] = print) ->
 
     say(f"3/4 pretraining, {config.steps} steps of {config.batch_size} x {config.context} tokens")
     model, curve, tokens, seconds = pretrain(texts, tokenizer, config, say)
-    model.save_pretrained(out)
+    # Shipped in bfloat16: half the size, and the held-out scores do not move (checked: greedy
+    # pass@1 the same to three decimals). Loading upcasts to the float32 that training keeps.
+    model.to(torch.bfloat16).save_pretrained(out)
     report["pretraining"] = {
         "parameters": sum(p.numel() for p in model.parameters()),
         "tokens_in_corpus": tokens,
