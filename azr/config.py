@@ -1,6 +1,7 @@
 """The configuration of a run: typed dataclasses whose docstrings are the documentation.
 
-Defaults run on a 2-core CPU (the `tiny-cpu` preset is empty on purpose). Presets in `azr/configs/`
+Defaults are the `tiny-cpu` preset: self-play of the embedded model on a 2-core CPU in about 15
+minutes (the preset file is empty on purpose; experiments/tiny-selfplay shows what they do). Presets in `azr/configs/`
 override some of them (`paper-7b`: the paper's numbers; `gpu-1.5b-lora`: one GPU, LoRA); dotted
 `key=value` overrides on the command line come last. OmegaConf (structured configs) does the
 merging and type checking; `check` adds the cross-field rules, with errors that say what to change.
@@ -40,9 +41,11 @@ class LoraConfig:
 
 @dataclass
 class ModelConfig:
-    path: str = "tiny-random"
-    """A Hugging Face model directory or hub id, or `tiny-random`: a tiny random-weight Qwen2 model
-    with a locally trained tokenizer, built on first use (enough to exercise every code path)."""
+    path: str = "embedded"
+    """A Hugging Face model directory or hub id; `embedded`: the 5.8M-parameter code model shipped in
+    the package (azr/base/model, see its MODEL_CARD.md); `tiny-random`: a tiny random-weight Qwen2
+    model with a locally trained tokenizer, built on first use (exercises every code path, learns
+    nothing: the tests use it)."""
     dtype: str = "float32"
     """float32, bfloat16 or float16 (the weights and the computation)."""
     device: str = "auto"
@@ -67,8 +70,8 @@ class GenerationConfig:
     max_prompt_tokens: int = 1024
     """Longer prompts are cut from the left (paper: 6144)."""
     max_new_tokens: int = 128
-    """Longest completion (paper: 8096)."""
-    batch_size: int = 32
+    """Longest completion (paper: 8096). The embedded model's proposals are mostly 40-90 tokens."""
+    batch_size: int = 64
     """Sequences generated together; prompts are grouped by length to waste little padding."""
 
 
@@ -77,7 +80,7 @@ class SelfPlayConfig:
     """The algorithm (AZR paper section 3; ../shared/docs/AZR.md)."""
 
     task_types: list[str] = field(default_factory=lambda: [t.value for t in TaskType])
-    batch_size: int = 4
+    batch_size: int = 8
     """B: proposals and solver tasks per (task type, role) per step (paper: 64)."""
     references: int = 2
     """K: reference triplets shown to the deduction and abduction proposers (paper: 6)."""
@@ -97,9 +100,10 @@ class SelfPlayConfig:
     baseline: str = "task_role"
     """`task_role`: TRR++'s six baselines (the paper). `prompt`: GRPO-style, one per prompt, which
     only applies to responses that share a prompt (the reused N_mc rollouts). Beyond the paper."""
-    reuse_rollouts: bool = False
+    reuse_rollouts: bool = True
     """Train the solver on the N_mc rollouts that estimated each proposal's solve rate, too. The
-    paper discards them (about 80% of all generated tokens). Beyond the paper."""
+    paper discards them (about 80% of all generated tokens). Beyond the paper; on in `tiny-cpu`,
+    off in the GPU presets."""
     seed_factor: int = 4
     """Before step 1, the model proposes until each buffer holds seed_factor x B tasks (paper: 4)."""
     seed_files: list[str] = field(default_factory=list)
@@ -155,20 +159,21 @@ class ExecutorSection:
 class EvalConfig:
     """Held-out evaluation during training, logged as eval/<task type>/pass@1 (greedy)."""
 
-    every: int = 0
+    every: int = 10
     """Evaluate before step 1 and every this many steps; 0: never."""
     bench: str = ""
     """A tasks file in the seed format; empty: the embedded model's held-out set."""
     task_types: list[str] = field(default_factory=lambda: [t.value for t in TaskType])
-    limit: int = 150
+    limit: int = 200
     """At most this many rows of each kind (triplets, induction)."""
-    max_new_tokens: int = 64
+    max_new_tokens: int = 128
+    """Longest answer (an induction answer is a whole program: up to ~100 tokens here)."""
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 20
-    save_every: int = 10
+    steps: int = 60
+    save_every: int = 20
     """Checkpoint every this many steps (and at the end, and on Ctrl-C)."""
     keep_checkpoints: int = 2
     seed: int = 0

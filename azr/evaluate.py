@@ -48,17 +48,35 @@ def load_benchmark(
         inputs = 4
     validator = Validator(executor, ValidationConfig(induction_inputs=max(inputs, 2)), seed=seed)
     benchmark = Benchmark([])
+    counted: set[str] = set()  # a triplet row serves two task types: count its rejection once
     for task_type in task_types:
         source = induction_lines if task_type is TaskType.INDUCTION else triplet_lines
         proposals = list(read_rows(source, task_type))
+        kind = "induction" if task_type is TaskType.INDUCTION else "triplet"
         for validation in validator.validate(proposals, step=0, source=f"bench:{path.name}"):
+            if validation.task is None and kind in counted:
+                continue
             if validation.task is None:
                 benchmark.skipped += 1
                 reason = validation.rejection.value  # type: ignore[union-attr]
                 benchmark.reasons[reason] = benchmark.reasons.get(reason, 0) + 1
             else:
                 benchmark.tasks.append(validation.task)
+        counted.add(kind)
     return benchmark
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimate of pass@k from n samples of which c are correct (Chen et al. 2021,
+    arXiv 2107.03374, Eq. 1): 1 - C(n-c, k) / C(n, k), as a product that never overflows."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n (n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    miss = 1.0
+    for i in range(n - c + 1, n + 1):
+        miss *= 1.0 - k / i
+    return 1.0 - miss
 
 
 def evaluate(
@@ -69,14 +87,19 @@ def evaluate(
     samples: int,
     sampling: Sampling,
     seed: int,
+    ks: Sequence[int] = (1,),
 ) -> dict[str, Any]:
-    """pass@1 per task type (the mean over `samples` answers per task) and per-task verdicts."""
+    """pass@k per task type for each k in `ks` (the mean over tasks of the unbiased estimate from
+    `samples` answers each; pass@1 is the mean accuracy) and per-task verdicts."""
+    if max(ks) > samples:
+        raise ValueError(f"pass@{max(ks)} needs at least {max(ks)} samples per task, not {samples}")
     rollouts = solve(generator, template, verifier, list(tasks), samples, sampling, seed)
-    per_type: dict[str, list[float]] = {}
+    per_type: dict[str, list[list[float]]] = {}
     verdicts = []
     for task, answers in zip(tasks, rollouts, strict=True):
         correct = [a.verdict.correct for a in answers]
-        per_type.setdefault(task.task_type.value, []).append(sum(correct) / len(correct))
+        estimates = [pass_at_k(len(correct), sum(correct), k) for k in ks]
+        per_type.setdefault(task.task_type.value, []).append(estimates)
         verdicts.append(
             {
                 "task_type": task.task_type.value,
@@ -89,7 +112,8 @@ def evaluate(
             }
         )
     summary = {
-        name: {"pass@1": sum(values) / len(values), "n": len(values)} for name, values in sorted(per_type.items())
+        name: {**{f"pass@{k}": sum(row[i] for row in rows) / len(rows) for i, k in enumerate(ks)}, "n": len(rows)}
+        for name, rows in sorted(per_type.items())
     }
     return {"results": summary, "tasks": verdicts}
 

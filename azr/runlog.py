@@ -36,13 +36,15 @@ class RunLog:
     def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool, wandb_project: str, config: dict) -> None:
         self.metrics_path = run_dir / "metrics.jsonl"
         self.samples_path = run_dir / "samples.jsonl"
+        # Without a checkpoint nothing is committed, not even the step-0 evaluation: start afresh.
+        kept = resume_step if resume_step > 0 else -1
         for path in (self.metrics_path, self.samples_path):
-            _truncate_jsonl(path, resume_step)
+            _truncate_jsonl(path, kept)
         self.tensorboard = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step + 1)
+            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=kept + 1)
         self.wandb = None
         if wandb_project:
             try:

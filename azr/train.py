@@ -105,6 +105,8 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
     for entry in config.selfplay.seed_files:  # before minutes of model loading
         if not Path(entry.split(":", 1)[1]).is_file():
             raise ConfigError(f"selfplay.seed_files: no file {entry.split(':', 1)[1]!r}")
+    if config.eval.every:
+        _eval_bench(config)
     seed = config.train.seed
     random.seed(seed)
     torch.manual_seed(seed)
@@ -224,19 +226,28 @@ def seed_buffers(play: SelfPlay, say: Any, stop: Any = None) -> None:
     say(f"buffers: {counts}")
 
 
+def _eval_bench(config: Config) -> Path:
+    from azr.base import heldout_path
+
+    bench = Path(config.eval.bench) if config.eval.bench else heldout_path()
+    if bench is None or not bench.is_file():
+        raise ConfigError(f"eval.bench: no tasks file {config.eval.bench or '(the embedded held-out set)'}")
+    return bench
+
+
 class _Evaluator:
     """Greedy pass@1 on the held-out tasks, loaded and validated once."""
 
     def __init__(self, play: SelfPlay, executor: Executor) -> None:
-        from azr.base import heldout_path
         from azr.evaluate import load_benchmark
 
         config = play.config.eval
-        bench = Path(config.bench) if config.bench else heldout_path()
-        if bench is None or not bench.is_file():
-            raise ConfigError(f"eval.bench: no tasks file {config.bench or '(the embedded held-out set)'}")
+        bench = _eval_bench(play.config)
         types = [TaskType(t) for t in config.task_types]
-        self.tasks = load_benchmark(bench, types, executor, config.limit, play.config.train.seed).tasks
+        benchmark = load_benchmark(bench, types, executor, config.limit, play.config.train.seed)
+        if not benchmark.tasks:
+            raise ConfigError(f"eval.bench: no valid task of eval.task_types in {bench} ({benchmark.reasons})")
+        self.tasks = benchmark.tasks
         self.play = play
         self.sampling = Sampling(0.0, 1.0, config.max_new_tokens, play.template.stop)
 

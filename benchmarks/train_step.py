@@ -28,7 +28,7 @@ from azr.train import train
 
 def step_split(steps: int, overrides: list[str]) -> None:
     with tempfile.TemporaryDirectory() as run_dir:
-        config = load(None, [f"train.steps={steps}", "train.tensorboard=false", *overrides])
+        config = load(None, [f"train.steps={steps}", "train.tensorboard=false", "eval.every=0", *overrides])
         started = time.perf_counter()
         train(Path(run_dir), config)
         total = time.perf_counter() - started

@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from azr.base.corpus import make_tasks, transcripts
 from azr.base.programs import draw_input, generate
@@ -84,21 +86,35 @@ def test_a_quick_build_loads_like_any_model_and_evaluates(quick_model, tmp_path)
     result_path = tmp_path / "result.json"
     evaluated = subprocess.run(
         [sys.executable, "-m", "azr.cli", "eval", "--model", str(out), "--bench", str(out / "heldout.jsonl"),
-         "--out", str(result_path), "--limit", "3", "--max-new-tokens", "8"],
+         "--out", str(result_path), "--limit", "3", "--max-new-tokens", "8",
+         "--samples", "2", "--temperature", "1.0", "--k", "1,2"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     result = json.loads(result_path.read_text())
     assert set(result["results"]) == {"deduction", "abduction", "induction"}
-    assert all(0 <= r["pass@1"] <= 1 and r["n"] > 0 for r in result["results"].values())
+    assert all(0 <= r["pass@1"] <= r["pass@2"] <= 1 and r["n"] > 0 for r in result["results"].values())
+    assert all(len(task["correct"]) == 2 for task in result["tasks"])
     assert len(result["tasks"]) == sum(r["n"] for r in result["results"].values())
+
+
+def test_the_build_reproduces_its_model_from_the_seed(quick_model, tmp_path):
+    """The same seed gives the same tasks, tokenizer and weights (on the same machine: float sums
+    may differ between CPU instruction sets)."""
+    again = tmp_path / "again"
+    done = subprocess.run([sys.executable, "-m", "azr.cli", "build-base-model", "--out", str(again), "--quick"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("heldout.jsonl", "tokenizer.json", "config.json"):
+        assert (again / name).read_bytes() == (quick_model / name).read_bytes(), name
+    first, second = load_file(str(quick_model / "model.safetensors")), load_file(str(again / "model.safetensors"))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_the_embedded_model_loads_through_from_pretrained():
     from azr.base import heldout_path, model_path
 
-    if model_path() is None:
-        pytest.skip("the embedded model is not in this checkout yet")
+    assert model_path() is not None, "azr/base/model is missing: the package must ship the embedded model"
     from azr.config import Config
     from azr.generation import Sampling, TransformersGenerator
     from azr.policy import Policy
@@ -123,7 +139,12 @@ def test_the_embedded_model_loads_through_from_pretrained():
             "no benchmark file",
         ),
         (["eval", "--out", "/tmp/x.json", "--samples", "4"], "several --samples need a --temperature"),
+        (["eval", "--out", "/tmp/x.json", "--k", "1,5"], "each k must be between 1 and --samples (1)"),
+        (["eval", "--out", "/tmp/x.json", "--k", "five"], "give comma-separated integers"),
         (["build-base-model", "--out", "/tmp/x", "--steps", "0"], "--steps >= 1"),
+        (["build-base-model", "--out", "/proc/version/model"], "cannot make the directory"),
+        (["eval", "--out", "/tmp"], "give a file path in a writable directory"),
+        (["eval", "--out", "/tmp/x.json", "--limit", "0"], "--limit must be >= 1"),
     ],
 )
 def test_bad_arguments(args, message):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from azr.advantages import group_advantages
+from azr.evaluate import pass_at_k
 from azr.loss import policy_loss
 from azr.reward import accuracy, learnability, shaped, solve_rate
 
@@ -141,3 +142,28 @@ def test_kl_and_entropy_terms():
     assert terms.loss.item() == pytest.approx(0.5 * kl - 0.1 * 2.0)
     # off by default: the same call without coefficients is the policy term alone
     assert policy_loss(logp, logp, zero, t([1, 1]), ref_logprobs=ref, entropy=entropy).loss.item() == 0.0
+
+
+# -- pass@k ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "k", "expected"),
+    [
+        (5, 1, 1, 1 / 5),  # pass@1 is the fraction correct
+        (5, 2, 2, 1 - 3 / 10),  # 1 - C(3,2)/C(5,2)
+        (10, 3, 5, 1 - 21 / 252),  # 1 - C(7,5)/C(10,5)
+        (200, 1, 100, 0.5),  # C(199,100)/C(200,100) = 100/200
+        (4, 0, 2, 0.0),
+        (4, 3, 2, 1.0),  # fewer wrong answers than k: every draw of k holds a correct one
+        (1, 1, 1, 1.0),
+    ],
+)
+def test_pass_at_k_by_hand(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
+
+
+def test_pass_at_k_bad_counts():
+    for n, c, k in ((4, 5, 1), (4, 2, 5), (4, 2, 0), (4, -1, 1)):
+        with pytest.raises(ValueError):
+            pass_at_k(n, c, k)

@@ -70,6 +70,7 @@ class ScriptedGenerator:
 def play(tmp_path, sandbox):
     config = Config()
     config.selfplay.batch_size = 2
+    config.selfplay.reuse_rollouts = False  # the paper's step; the test below turns it on
     config.selfplay.n_mc = 4
     config.selfplay.references = 1
     config.selfplay.induction_inputs = 4

@@ -22,9 +22,11 @@ from azr.runlog import read_metrics
 from azr.tasks import Role, TaskType
 from azr.update import Sample, Updater
 
-FAST = [
+FAST = [  # the tiny random model, at the sizes these tests were written for
     "model.path=tiny-random",
     "eval.every=0",
+    "selfplay.batch_size=4",
+    "selfplay.reuse_rollouts=false",
     "selfplay.max_seed_rounds=1",
     "generation.max_new_tokens=24",
     "train.tensorboard=false",
@@ -62,6 +64,19 @@ def test_two_steps_from_the_cli(tmp_path):
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(model)
+
+
+def test_the_run_directory_defaults_to_the_preset_name(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "azr.cli", "train", *FAST, "train.steps=1"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [m["step"] for m in read_metrics(tmp_path / "runs" / "tiny-cpu")] == [1]
+    assert "runs/tiny-cpu (the same command resumes it)" in done.stderr
+    preset = subprocess.run(
+        [sys.executable, "-m", "azr.cli", "train", "--config", "gpu-1.5b-lora", "model.path=/nonexistent/model"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert preset.returncode == 2 and (tmp_path / "runs" / "gpu-1.5b-lora").is_dir()  # not runs/gpu-1
 
 
 def _comparable(metrics):
@@ -139,7 +154,8 @@ def test_a_failed_start_does_not_lock_the_run_directory(tmp_path):
         (["selfplay.n_mc=1"], "selfplay.n_mc must be >= 2"),
         (["--config", "paper-13b"], "no config file"),
         (["model.path=/nonexistent/model"], "cannot load model.path"),
-        (["selfplay.baseline=prompt"], "needs selfplay.reuse_rollouts"),
+        (["selfplay.reuse_rollouts=false", "selfplay.baseline=prompt"], "needs selfplay.reuse_rollouts"),
+        (["eval.bench=/nonexistent/tasks.jsonl"], "eval.bench: no tasks file"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(tmp_path, args, message):

@@ -3,8 +3,8 @@
 A program is built statement by statement over a typed environment: each statement template
 reads variables of known types (int, str, list of ints) and defines a new one, so every program
 type-checks by construction; the last variable (or the last two, as a tuple) is returned. Templates
-cover arithmetic, comparisons, string methods, slicing, comprehensions, loops, conditionals, dict
-building, and small helper functions defined before `f`. Inputs are drawn to exercise them.
+cover arithmetic, comparisons, string methods, slicing, comprehensions, loops, conditionals, a
+dict used as a set, and small helper functions defined before `f`. Inputs are drawn to exercise them.
 
 Nothing here decides what a program returns: outputs are computed by running the programs through
 the sandbox (`build.py`), which also drops any program that raises, loops or returns too much.

@@ -39,6 +39,16 @@ def run(args: argparse.Namespace) -> int:
         config.steps = args.steps
     if config.programs < 10 or config.steps < 1:
         raise UsageError("--programs must be >= 10 and --steps >= 1")
-    build(Path(args.out), config)
+    from azr.executor import ExecutorError
+
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {args.out}: cannot make the directory ({error.strerror})") from None
+    try:
+        build(out, config)
+    except ExecutorError as error:
+        raise UsageError(str(error)) from None
     print(f"model written to {args.out} (see {args.out}/MODEL_CARD.md)")
     return 0

@@ -9,7 +9,8 @@ from typing import Any
 from azr.cli import UsageError, add_command
 
 EPILOG = """examples:
-  azr train --run-dir runs/demo                          # the tiny-cpu defaults
+  azr train                                              # the tiny-cpu defaults, in runs/tiny-cpu
+  azr train --run-dir runs/demo                          # the same, in runs/demo
   azr train --run-dir runs/demo train.steps=40           # resume the same run, with more steps
   azr train --run-dir runs/q15 --config gpu-1.5b-lora model.path=/models/Qwen2.5-Coder-1.5B
   azr train --help-config                                # every key, with its default
@@ -28,7 +29,11 @@ def register(commands: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    command.add_argument("--run-dir", metavar="DIR", help="where the run lives (config, metrics, checkpoints...)")
+    command.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="where the run lives: config, metrics, checkpoints (default: runs/<preset name>)",
+    )
     command.add_argument("--config", metavar="FILE", help="a YAML file or a preset name")
     command.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.steps=5")
     command.add_argument("--help-config", action="store_true", help="print every config key with its default")
@@ -41,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if args.help_config:
         print(configuration.describe_keys(), end="")
         return 0
-    if not args.run_dir:
-        raise UsageError("--run-dir is required (where the run's config, metrics and checkpoints go)")
+    name = Path(args.config or "tiny-cpu").name
+    run_dir = Path(args.run_dir or Path("runs") / (name if name in configuration.PRESETS else Path(name).stem))
     try:
         config = configuration.load(args.config, args.overrides)
     except configuration.ConfigError as error:
@@ -57,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     try:
-        last = train(Path(args.run_dir), config, console)
+        last = train(run_dir, config, console)
     except (configuration.ConfigError, PolicyError, ExecutorError, StoreError) as error:
         raise UsageError(str(error)) from None
-    console.print(f"done: step {last}; run directory {args.run_dir}")
+    console.print(f"done: step {last}; run directory {run_dir} (the same command resumes it)")
     return 0
