@@ -100,10 +100,11 @@ class SelfPlayConfig:
     baseline: str = "task_role"
     """`task_role`: TRR++'s six baselines (the paper). `prompt`: GRPO-style, one per prompt, which
     only applies to responses that share a prompt (the reused N_mc rollouts). Beyond the paper."""
-    reuse_rollouts: bool = True
+    reuse_rollouts: bool = False
     """Train the solver on the N_mc rollouts that estimated each proposal's solve rate, too. The
-    paper discards them (about 80% of all generated tokens). Beyond the paper; on in `tiny-cpu`,
-    off in the GPU presets."""
+    paper discards them (about 80% of all generated tokens). Beyond the paper. With the embedded
+    model it did not help held-out scores and let induction proposals decay (the solver's many
+    extra sequences outweigh the proposers' in the update): experiments/tiny-selfplay."""
     seed_factor: int = 4
     """Before step 1, the model proposes until each buffer holds seed_factor x B tasks (paper: 4)."""
     seed_files: list[str] = field(default_factory=list)

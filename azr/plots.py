@@ -9,11 +9,13 @@ from typing import Any
 
 def curves(
     runs: Mapping[str, Sequence[Mapping[str, Any]]],
-    panels: Sequence[tuple[str, Sequence[str]]],
+    panels: Sequence[tuple[str, Sequence[str]] | tuple[str, Sequence[str], int]],
     out: Path,
     title: str = "",
 ) -> Path:
-    """One panel per (panel title, metric keys); in each, a line per (run, key) over the steps.
+    """One panel per (panel title, metric keys[, window]); in each, a line per (run, key) over the
+    steps, as a trailing mean over `window` points when one is given (per-step rates of a few
+    proposals are too noisy to read raw).
 
     `runs` maps a run's name to its metrics rows (metrics.jsonl). Missing values are skipped, so a
     metric logged every few steps (eval/...) draws as a line through its points.
@@ -26,15 +28,16 @@ def curves(
     columns = min(3, len(panels))
     rows = (len(panels) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.6 * rows), squeeze=False)
-    for axis, (panel, keys) in zip(axes.flat, panels, strict=False):
+    for axis, (panel, keys, *window) in zip(axes.flat, panels, strict=False):
         for name, metrics in runs.items():
             for key in keys:
                 points = [(m["step"], m[key]) for m in metrics if m.get(key) is not None]
                 if points:
                     steps, values = zip(*points, strict=True)
+                    values = trailing_mean(values, window[0]) if window else values
                     label = name if len(keys) == 1 else f"{name}: {key.split('/')[-2]}"
                     axis.plot(steps, values, marker="o" if len(points) < 30 else None, markersize=3, label=label)
-        axis.set_title(panel)
+        axis.set_title(f"{panel} ({window[0]}-step mean)" if window else panel, fontsize=10)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
@@ -47,3 +50,8 @@ def curves(
     figure.savefig(out, dpi=110)
     plt.close(figure)
     return out
+
+
+def trailing_mean(values: Sequence[float], window: int) -> list[float]:
+    """Each point's mean with the up to `window - 1` points before it."""
+    return [sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1)) for i in range(len(values))]

@@ -29,7 +29,7 @@ from azr.train import train
 RUNS = {
     "default": [],
     "valid_reward": ["selfplay.proposer_reward=valid"],  # ablation: no learnability signal
-    "no_reuse": ["selfplay.reuse_rollouts=false"],  # ablation: the paper's discarded rollouts
+    "reuse": ["selfplay.reuse_rollouts=true"],  # beyond the paper: train on the N_mc rollouts too
 }
 TYPES = ("deduction", "abduction", "induction")
 
@@ -62,14 +62,31 @@ def heldout(model: str, out: Path) -> dict[str, dict[str, float]]:
     return scores
 
 
+def plot(metrics: dict[str, list[dict]], out: Path) -> None:
+    panels: list = [(f"held-out {t} pass@1 (greedy)", [f"eval/{t}/pass@1"]) for t in TYPES]
+    panels += [(f"valid proposals: {t}", [f"propose/{t}/valid_rate"], 10) for t in TYPES]
+    panels += [
+        ("distinct valid deduction programs / step", ["propose/deduction/distinct_programs"], 10),
+        ("program length (chars), deduction", ["propose/deduction/program_chars"], 10),
+        ("solver accuracy on its batch: deduction", ["solve/deduction/accuracy"], 10),
+    ]
+    curves(metrics, panels, out, title="self-play of the embedded model, tiny-cpu preset")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("experiments/tiny-selfplay"))
     parser.add_argument("--runs", default=",".join(RUNS))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/tiny-selfplay"))
     parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--replot", action="store_true", help="only redraw curves.png from --out's metrics")
     parser.add_argument("overrides", nargs="*", help="extra key=value for every run")
     args = parser.parse_args()
+    if args.replot:
+        names = [p.parent.name for p in sorted(args.out.glob("*/metrics.jsonl"))]
+        order = [name for name in RUNS if name in names] + [name for name in names if name not in RUNS]
+        plot({name: read_metrics(args.out / name) for name in order}, args.out / "curves.png")
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     (args.runs_dir / "base").mkdir(parents=True, exist_ok=True)
     summary: dict[str, dict] = {"base": heldout("embedded", args.runs_dir / "base")}
@@ -101,14 +118,7 @@ def main() -> None:
         }
         print(json.dumps({name: summary[name]}, indent=1), flush=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    panels = [(f"held-out {t} pass@1 (greedy)", [f"eval/{t}/pass@1"]) for t in TYPES]
-    panels += [(f"valid proposals: {t}", [f"propose/{t}/valid_rate"]) for t in TYPES]
-    panels += [
-        ("distinct valid deduction programs / step", ["propose/deduction/distinct_programs"]),
-        ("program length (chars), deduction", ["propose/deduction/program_chars"]),
-        ("solver accuracy on its batch: deduction", ["solve/deduction/accuracy"]),
-    ]
-    curves(metrics, panels, args.out / "curves.png", title="self-play of the embedded model, tiny-cpu preset")
+    plot(metrics, args.out / "curves.png")
     print(f"wrote {args.out / 'curves.png'} and {args.out / 'summary.json'}")
 
 
