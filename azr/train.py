@@ -34,7 +34,7 @@ from azr.generation import Sampling, TransformersGenerator
 from azr.policy import Policy
 from azr.prompts import get_template
 from azr.propose import propose
-from azr.runlog import RunLog
+from azr.runlog import RunLog, read_metrics
 from azr.seeds import identity_proposals, read_rows
 from azr.selfplay import SelfPlay, selfplay_step, stage_seed
 from azr.store import TaskStore
@@ -178,6 +178,10 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
     finally:
         stop.restore()
         runlog.close()
+    if last > 0:
+        from azr.report import summary
+
+        say(summary(read_metrics(run_dir)))
     return last
 
 

@@ -48,6 +48,7 @@ def test_two_steps_from_the_cli(tmp_path):
     done = azr_train(run, "train.steps=2", "optim.entropy_coef=0.01", "train.tensorboard=true")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "done: step 2" in done.stderr
+    assert "valid proposals" in done.stderr and "s a step" in done.stderr  # the closing summary
     metrics = read_metrics(run)
     assert [m["step"] for m in metrics] == [1, 2]
     for row in metrics:
