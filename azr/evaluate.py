@@ -51,18 +51,17 @@ def load_benchmark(
     counted: set[str] = set()  # a triplet row serves two task types: count its rejection once
     for task_type in task_types:
         source = induction_lines if task_type is TaskType.INDUCTION else triplet_lines
-        proposals = list(read_rows(source, task_type))
         kind = "induction" if task_type is TaskType.INDUCTION else "triplet"
+        count_rejections = kind not in counted
+        counted.add(kind)
+        proposals = list(read_rows(source, task_type))
         for validation in validator.validate(proposals, step=0, source=f"bench:{path.name}"):
-            if validation.task is None and kind in counted:
-                continue
-            if validation.task is None:
+            if validation.task is not None:
+                benchmark.tasks.append(validation.task)
+            elif count_rejections:
                 benchmark.skipped += 1
                 reason = validation.rejection.value  # type: ignore[union-attr]
                 benchmark.reasons[reason] = benchmark.reasons.get(reason, 0) + 1
-            else:
-                benchmark.tasks.append(validation.task)
-        counted.add(kind)
     return benchmark
 
 

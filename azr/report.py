@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-TYPES = ("deduction", "abduction", "induction")
+from azr.tasks import TaskType
+
+TYPES = tuple(t.value for t in TaskType)
 
 
 def summary(rows: Sequence[Mapping[str, Any]], window: int = 10) -> str:
@@ -32,9 +34,15 @@ def summary(rows: Sequence[Mapping[str, Any]], window: int = 10) -> str:
     return "\n".join(lines)
 
 
-def _first_last(rows: Sequence[Mapping[str, Any]], key: str, window: int) -> str:
+def first_last(rows: Sequence[Mapping[str, Any]], key: str, window: int) -> tuple[float, float] | None:
+    """Means of `key` over the first and the last `window` rows that have it; None if none has."""
     values = [r[key] for r in rows if r.get(key) is not None]
     if not values:
-        return ""
+        return None
     first, last = values[:window], values[-window:]
-    return f"{sum(first) / len(first):.2f} -> {sum(last) / len(last):.2f}"
+    return sum(first) / len(first), sum(last) / len(last)
+
+
+def _first_last(rows: Sequence[Mapping[str, Any]], key: str, window: int) -> str:
+    means = first_last(rows, key, window)
+    return f"{means[0]:.2f} -> {means[1]:.2f}" if means else ""

@@ -105,8 +105,7 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
     for entry in config.selfplay.seed_files:  # before minutes of model loading
         if not Path(entry.split(":", 1)[1]).is_file():
             raise ConfigError(f"selfplay.seed_files: no file {entry.split(':', 1)[1]!r}")
-    if config.eval.every:
-        _eval_bench(config)
+    bench = _eval_bench(config) if config.eval.every else None
     seed = config.train.seed
     random.seed(seed)
     torch.manual_seed(seed)
@@ -155,7 +154,7 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
                     say("interrupted while seeding; run the same command to go on from there")
                     return 0
             say(sizes(config))
-            evaluate = _Evaluator(play, executor) if config.eval.every else None
+            evaluate = _Evaluator(play, executor, bench) if bench is not None else None
             if evaluate is not None and start == 0:
                 runlog.step(0, evaluate(), [])  # the base model, before any update
             last = start
@@ -242,11 +241,10 @@ def _eval_bench(config: Config) -> Path:
 class _Evaluator:
     """Greedy pass@1 on the held-out tasks, loaded and validated once."""
 
-    def __init__(self, play: SelfPlay, executor: Executor) -> None:
+    def __init__(self, play: SelfPlay, executor: Executor, bench: Path) -> None:
         from azr.evaluate import load_benchmark
 
         config = play.config.eval
-        bench = _eval_bench(play.config)
         types = [TaskType(t) for t in config.task_types]
         benchmark = load_benchmark(bench, types, executor, config.limit, play.config.train.seed)
         if not benchmark.tasks:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from azr.config import load
 from azr.plots import curves
+from azr.report import TYPES, first_last
 from azr.runlog import read_metrics
 from azr.train import train
 
@@ -31,7 +32,6 @@ RUNS = {
     "valid_reward": ["selfplay.proposer_reward=valid"],  # ablation: no learnability signal
     "reuse": ["selfplay.reuse_rollouts=true"],  # beyond the paper: train on the N_mc rollouts too
 }
-TYPES = ("deduction", "abduction", "induction")
 
 
 def _series(rows: list[dict], key: str) -> list[float]:
@@ -46,8 +46,8 @@ def _rolling_min(rows: list[dict], key: str, window: int = 10) -> float | None:
 
 def _first_last(rows: list[dict], key: str, window: int = 10) -> list[float]:
     """Means of the first and the last `window` steps."""
-    values = _series(rows, key)
-    return [round(sum(part) / len(part), 1) for part in (values[:window], values[-window:]) if part]
+    means = first_last([r for r in rows if r["step"] > 0], key, window)
+    return [round(mean, 1) for mean in means] if means else []
 
 
 def heldout(model: str, out: Path) -> dict[str, dict[str, float]]:
