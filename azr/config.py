@@ -158,12 +158,15 @@ class ExecutorSection:
 
 @dataclass
 class EvalConfig:
-    """Held-out evaluation during training, logged as eval/<task type>/pass@1 (greedy)."""
+    """Validation during training (greedy pass@1): the held-out tasks log as eval/<task type>/pass@1,
+    a named benchmark as eval/<name>/<task type>/pass@1."""
 
     every: int = 10
     """Evaluate before step 1 and every this many steps; 0: never."""
     bench: str = ""
-    """A tasks file in the seed format; empty: the embedded model's held-out set."""
+    """Comma-separated reasoning benchmarks, as for `azr eval --bench`: `heldout` (the embedded
+    model's held-out set, the default when empty), `cruxeval=FILE` (or cruxeval-o, cruxeval-i;
+    AZR validates on CRUXEval-I/O), or a tasks file in the seed format."""
     task_types: list[str] = field(default_factory=lambda: [t.value for t in TaskType])
     limit: int = 200
     """At most this many rows of each kind (triplets, induction)."""

@@ -1,68 +1,29 @@
-"""Evaluating a model as a solver on a fixed set of tasks: pass@1 per task type.
+"""Evaluating a model, or someone else's completions, on a benchmark: pass@k and per-task verdicts.
 
-The tasks come from a file in the seed format (`snippet`, `input`, `output`; induction rows with
-`inputs`, `outputs`, `message`), validated like any seed file, so their outputs are recomputed in
-the sandbox and their spelling is canonical. Each triplet is asked both ways (deduction and
-abduction) when both are requested. The model answers through the same template, generator and
-verifier as in training, so a number here means what it means there.
+Three steps, whatever the benchmark (azr.benchmarks):
+
+1. **generate**: `samples` completions per problem through the project's generator, with the same
+   template as training (the solver's prompt for deduction, abduction and induction; the
+   template's code and math prompts for the others), or read them from a file.
+2. **parse**: a completion becomes an answer through the template (external completions are taken
+   as the bare answer: a literal, an argument list or `f(...)` call, a program, a final answer).
+3. **score**: every answer is judged in the sandbox (the verifier, a program's tests, or
+   math-verify), and pass@k is the unbiased estimate from the `samples` verdicts of each problem.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from azr.benchmarks import Benchmark, CodeProblem, MathProblem, ReasoningProblem
 from azr.generation import Generator, Sampling
 from azr.prompts import Template
-from azr.seeds import read_rows
-from azr.solve import solve
-from azr.tasks import FormatError, Task, TaskType, TripletTask
-from azr.validate import ValidationConfig, Validator
+from azr.tasks import Answer, FormatError, Task, TaskType, Verdict
 from azr.verify import Verifier
-
-
-@dataclass
-class Benchmark:
-    tasks: list[Task]
-    skipped: int = 0
-    """Rows that did not validate (not literal, raising, nondeterministic...)."""
-    reasons: dict[str, int] = field(default_factory=dict)
-
-
-def load_benchmark(
-    path: Path, task_types: Sequence[TaskType], executor: Any, limit: int | None = None, seed: int = 0
-) -> Benchmark:
-    """The tasks of a seed-format file, validated; triplet rows serve deduction and abduction.
-    Induction rows must all have as many inputs as the first one."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    triplet_lines = [line for line in lines if line.strip() and '"inputs"' not in line]
-    induction_lines = [line for line in lines if '"inputs"' in line]
-    if limit is not None:
-        triplet_lines, induction_lines = triplet_lines[:limit], induction_lines[:limit]
-    try:
-        inputs = len(json.loads(induction_lines[0])["inputs"]) if induction_lines else 4
-    except (ValueError, KeyError, TypeError):
-        inputs = 4
-    validator = Validator(executor, ValidationConfig(induction_inputs=max(inputs, 2)), seed=seed)
-    benchmark = Benchmark([])
-    counted: set[str] = set()  # a triplet row serves two task types: count its rejection once
-    for task_type in task_types:
-        source = induction_lines if task_type is TaskType.INDUCTION else triplet_lines
-        kind = "induction" if task_type is TaskType.INDUCTION else "triplet"
-        count_rejections = kind not in counted
-        counted.add(kind)
-        proposals = list(read_rows(source, task_type))
-        for validation in validator.validate(proposals, step=0, source=f"bench:{path.name}"):
-            if validation.task is not None:
-                benchmark.tasks.append(validation.task)
-            elif count_rejections:
-                benchmark.skipped += 1
-                reason = validation.rejection.value  # type: ignore[union-attr]
-                benchmark.reasons[reason] = benchmark.reasons.get(reason, 0) + 1
-    return benchmark
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -78,6 +39,142 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - miss
 
 
+# -- 1. generate ---------------------------------------------------------------------------------
+
+
+def generate(
+    generator: Generator,
+    template: Template,
+    benchmark: Benchmark,
+    samples: int,
+    sampling: Sampling,
+    seed: int,
+    chat: Any = None,
+) -> list[list[str]]:
+    """`samples` completions per problem. Problems that stop on different strings (a function
+    ends at the next `def`, a stdin program does not) are generated in separate batches."""
+    batches: dict[tuple[str, ...], list[int]] = {}
+    prompts = []
+    for index, problem in enumerate(benchmark.problems):
+        prompt, stops = _prompt(template, problem)
+        prompts.append(template.render(prompt, chat))
+        batches.setdefault(stops, []).append(index)
+    texts: list[list[str]] = [[] for _ in prompts]
+    for stops, indices in batches.items():
+        done = generator.generate([prompts[i] for i in indices], samples, replace(sampling, stop=stops), seed)
+        for i, completions in zip(indices, done, strict=True):
+            texts[i] = [c.text for c in completions]
+    return texts
+
+
+def _prompt(template: Template, problem: Any) -> tuple[str, tuple[str, ...]]:
+    if isinstance(problem, ReasoningProblem):
+        return template.solve_prompt(problem.task), template.stop
+    if isinstance(problem, CodeProblem):
+        return template.code_prompt(problem.prompt), template.code_stops(problem.stdin)
+    return template.math_prompt(problem.problem), template.math_stop
+
+
+# -- 2. parse ------------------------------------------------------------------------------------
+
+
+def parse(template: Template | None, benchmark: Benchmark, completions: Sequence[Sequence[str]]) -> list[list[Any]]:
+    """The answer in each completion, read by `template`; None reads external completions."""
+    return [
+        [_parse(template, problem, text) for text in texts]
+        for problem, texts in zip(benchmark.problems, completions, strict=True)
+    ]
+
+
+def _parse(template: Template | None, problem: Any, text: str) -> Any:
+    if not isinstance(text, str):
+        return FormatError("the completion is not text")
+    if isinstance(problem, ReasoningProblem):
+        task_type = problem.task.task_type
+        if template is not None:
+            return template.parse_answer(task_type, text)
+        text = text.strip()
+        if task_type is TaskType.ABDUCTION and text.startswith("f(") and text.endswith(")"):
+            text = text[2:-1]  # CRUXEval-I answers are whole calls
+        return Answer(task_type, text)
+    if isinstance(problem, CodeProblem):
+        if template is not None:
+            return template.parse_code(problem.prompt, text, problem.stdin)
+        from azr.benchmarks.code import program_of
+
+        return program_of(problem, text)
+    return template.parse_math(text) if template is not None else text
+
+
+# -- 3. score ------------------------------------------------------------------------------------
+
+
+def score(benchmark: Benchmark, answers: Sequence[Sequence[Any]], verifier: Verifier) -> list[list[Verdict]]:
+    """The verdict on each answer, judged in the sandbox of `verifier`."""
+    if benchmark.kind == "code":
+        from azr.benchmarks import code
+
+        return code.score(verifier.executor, benchmark, answers)
+    if benchmark.kind == "math":
+        from azr.benchmarks import maths
+
+        return maths.score(verifier.executor, benchmark, answers)
+    flat = [(p.task, a) for p, per_problem in zip(benchmark.problems, answers, strict=True) for a in per_problem]
+    verdicts = iter(verifier.verify(flat))
+    return [[next(verdicts) for _ in per_problem] for per_problem in answers]
+
+
+def report(
+    benchmark: Benchmark,
+    completions: Sequence[Sequence[str]],
+    answers: Sequence[Sequence[Any]],
+    verdicts: Sequence[Sequence[Verdict]],
+    ks: Sequence[int],
+) -> dict[str, Any]:
+    """pass@k per group (task type, or the benchmark) for each k in `ks`, and per-task verdicts."""
+    per_group: dict[str, list[list[float]]] = {}
+    tasks = []
+    for problem, texts, parsed, judged in zip(benchmark.problems, completions, answers, verdicts, strict=True):
+        correct = [v.correct for v in judged]
+        group = benchmark.group(problem)
+        per_group.setdefault(group, []).append([pass_at_k(len(correct), sum(correct), k) for k in ks])
+        tasks.append(
+            {
+                "task_id": problem.task_id,
+                "group": group,
+                **_describe(problem),
+                "correct": correct,
+                "reasons": [v.reason for v in judged],
+                "details": [v.detail[:300] for v in judged],
+                "answers": [None if isinstance(a, FormatError) else getattr(a, "text", a) for a in parsed],
+                "completions": list(texts),
+            }
+        )
+    results = {
+        name: {**{f"pass@{k}": sum(row[i] for row in rows) / len(rows) for i, k in enumerate(ks)}, "n": len(rows)}
+        for name, rows in sorted(per_group.items())
+    }
+    return {
+        "source": benchmark.source,
+        "kind": benchmark.kind,
+        "skipped_rows": benchmark.skipped,
+        "skip_reasons": benchmark.reasons,
+        "results": results,
+        "tasks": tasks,
+    }
+
+
+def _describe(problem: Any) -> dict[str, Any]:
+    if isinstance(problem, ReasoningProblem):
+        task = problem.task
+        if task.task_type is TaskType.INDUCTION:
+            return {"program": task.program, "input": list(task.inputs), "output": list(task.outputs)}  # type: ignore[union-attr]
+        return {"program": task.program, "input": task.input, "output": task.output}  # type: ignore[union-attr]
+    if isinstance(problem, MathProblem):
+        return {"reference": problem.answer}
+    return {}
+
+
 def evaluate(
     generator: Generator,
     template: Template,
@@ -88,33 +185,14 @@ def evaluate(
     seed: int,
     ks: Sequence[int] = (1,),
 ) -> dict[str, Any]:
-    """pass@k per task type for each k in `ks` (the mean over tasks of the unbiased estimate from
-    `samples` answers each; pass@1 is the mean accuracy) and per-task verdicts."""
+    """pass@k per task type of a model on self-play tasks (training's validation, the build's
+    scores): generate, parse and score in one call."""
     if max(ks) > samples:
         raise ValueError(f"pass@{max(ks)} needs at least {max(ks)} samples per task, not {samples}")
-    rollouts = solve(generator, template, verifier, list(tasks), samples, sampling, seed)
-    per_type: dict[str, list[list[float]]] = {}
-    verdicts = []
-    for task, answers in zip(tasks, rollouts, strict=True):
-        correct = [a.verdict.correct for a in answers]
-        estimates = [pass_at_k(len(correct), sum(correct), k) for k in ks]
-        per_type.setdefault(task.task_type.value, []).append(estimates)
-        verdicts.append(
-            {
-                "task_type": task.task_type.value,
-                "program": task.program,
-                "input": task.input if isinstance(task, TripletTask) else list(task.inputs),
-                "output": task.output if isinstance(task, TripletTask) else list(task.outputs),
-                "correct": correct,
-                "reasons": [a.verdict.reason for a in answers],
-                "answers": [None if isinstance(a.answer, FormatError) else a.answer.text for a in answers],
-            }
-        )
-    summary = {
-        name: {**{f"pass@{k}": sum(row[i] for row in rows) / len(rows) for i, k in enumerate(ks)}, "n": len(rows)}
-        for name, rows in sorted(per_type.items())
-    }
-    return {"results": summary, "tasks": verdicts}
+    benchmark = Benchmark("tasks", "reasoning", "", [ReasoningProblem(str(i), t) for i, t in enumerate(tasks)])
+    completions = generate(generator, template, benchmark, samples, sampling, seed)
+    answers = parse(template, benchmark, completions)
+    return report(benchmark, completions, answers, score(benchmark, answers, verifier), ks)
 
 
 def write_result(path: Path, result: dict[str, Any]) -> None:

@@ -105,7 +105,7 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
     for entry in config.selfplay.seed_files:  # before minutes of model loading
         if not Path(entry.split(":", 1)[1]).is_file():
             raise ConfigError(f"selfplay.seed_files: no file {entry.split(':', 1)[1]!r}")
-    bench = _eval_bench(config) if config.eval.every else None
+    benches = _eval_benches(config) if config.eval.every else None
     seed = config.train.seed
     random.seed(seed)
     torch.manual_seed(seed)
@@ -154,7 +154,7 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
                     say("interrupted while seeding; run the same command to go on from there")
                     return 0
             say(sizes(config))
-            evaluate = _Evaluator(play, executor, bench) if bench is not None else None
+            evaluate = _Evaluator(play, executor, benches) if benches is not None else None
             if evaluate is not None and start == 0:
                 runlog.step(0, evaluate(), [])  # the base model, before any update
             last = start
@@ -229,36 +229,59 @@ def seed_buffers(play: SelfPlay, say: Any, stop: Any = None) -> None:
     say(f"buffers: {counts}")
 
 
-def _eval_bench(config: Config) -> Path:
-    from azr.base import heldout_path
+def _eval_benches(config: Config) -> list[tuple[str, Path | None]]:
+    """eval.bench as (name, file) pairs, checked before the model loads."""
+    from azr.benchmarks import SPECS, BenchmarkError, parse_benchmarks
 
-    bench = Path(config.eval.bench) if config.eval.bench else heldout_path()
-    if bench is None or not bench.is_file():
-        raise ConfigError(f"eval.bench: no tasks file {config.eval.bench or '(the embedded held-out set)'}")
-    return bench
+    try:
+        benches = parse_benchmarks(config.eval.bench or "heldout")
+    except BenchmarkError as error:
+        raise ConfigError(f"eval.bench: {error}") from None
+    for name, path in benches:
+        if name != "file" and SPECS[name].kind != "reasoning":
+            raise ConfigError(
+                f"eval.bench: {name} is not a reasoning benchmark; training validates on heldout, cruxeval*"
+            )
+        if path is not None and not path.is_file():
+            raise ConfigError(f"eval.bench: no file {path}")
+    return benches
 
 
 class _Evaluator:
-    """Greedy pass@1 on the held-out tasks, loaded and validated once."""
+    """Greedy pass@1 on fixed reasoning benchmarks (the held-out tasks by default; CRUXEval when
+    configured), loaded and checked once. The held-out set and seed files log as
+    eval/<type>/pass@1, a named benchmark as eval/<name>/<type>/pass@1."""
 
-    def __init__(self, play: SelfPlay, executor: Executor, bench: Path) -> None:
-        from azr.evaluate import load_benchmark
+    def __init__(self, play: SelfPlay, executor: Executor, benches: list[tuple[str, Path | None]]) -> None:
+        from azr.benchmarks import BenchmarkError, load
 
         config = play.config.eval
         types = [TaskType(t) for t in config.task_types]
-        benchmark = load_benchmark(bench, types, executor, config.limit, play.config.train.seed)
-        if not benchmark.tasks:
-            raise ConfigError(f"eval.bench: no valid task of eval.task_types in {bench} ({benchmark.reasons})")
-        self.tasks = benchmark.tasks
+        self.benchmarks = []
+        for name, path in benches:
+            try:
+                benchmark = load(name, path, executor, types, config.limit, play.config.train.seed)
+            except BenchmarkError as error:
+                raise ConfigError(f"eval.bench: {error}") from None
+            benchmark.problems = [p for p in benchmark.problems if p.task.task_type in types]
+            if not benchmark.problems:
+                raise ConfigError(f"eval.bench: no task of eval.task_types in {name} ({benchmark.reasons})")
+            prefix = "eval/" if name in ("heldout", "file") else f"eval/{name}/"
+            self.benchmarks.append((prefix, benchmark))
         self.play = play
         self.sampling = Sampling(0.0, 1.0, config.max_new_tokens, play.template.stop)
 
     def __call__(self) -> dict[str, float]:
-        from azr.evaluate import evaluate
+        from azr.evaluate import generate, parse, report, score
 
         started = time.perf_counter()
-        result = evaluate(self.play.generator, self.play.template, self.play.verifier, self.tasks, 1, self.sampling, 0)
-        metrics = {f"eval/{name}/pass@1": numbers["pass@1"] for name, numbers in result["results"].items()}
+        metrics = {}
+        play = self.play
+        for prefix, benchmark in self.benchmarks:
+            completions = generate(play.generator, play.template, benchmark, 1, self.sampling, 0, play.chat)
+            answers = parse(play.template, benchmark, completions)
+            result = report(benchmark, completions, answers, score(benchmark, answers, play.verifier), [1])
+            metrics.update({f"{prefix}{name}/pass@1": numbers["pass@1"] for name, numbers in result["results"].items()})
         metrics["time/eval"] = time.perf_counter() - started
         return metrics
 

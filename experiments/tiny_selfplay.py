@@ -57,7 +57,7 @@ def heldout(model: str, out: Path) -> dict[str, dict[str, float]]:
         path = out / f"heldout-{mode}.json"
         command = [sys.executable, "-m", "azr.cli", "eval", "--model", model, "--out", str(path), *flags]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        results = json.loads(path.read_text())["results"]
+        results = json.loads(path.read_text())["benchmarks"]["heldout"]["results"]
         scores[mode] = {t: round(results[t]["pass@1"], 3) for t in TYPES if t in results}
     return scores
 

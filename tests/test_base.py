@@ -92,10 +92,12 @@ def test_a_quick_build_loads_like_any_model_and_evaluates(quick_model, tmp_path)
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     result = json.loads(result_path.read_text())
-    assert set(result["results"]) == {"deduction", "abduction", "induction"}
-    assert all(0 <= r["pass@1"] <= r["pass@2"] <= 1 and r["n"] > 0 for r in result["results"].values())
-    assert all(len(task["correct"]) == 2 for task in result["tasks"])
-    assert len(result["tasks"]) == sum(r["n"] for r in result["results"].values())
+    assert result["template"] == "compact"  # found from the tokenizer's markers
+    (bench,) = result["benchmarks"].values()
+    assert set(bench["results"]) == {"deduction", "abduction", "induction"}
+    assert all(0 <= r["pass@1"] <= r["pass@2"] <= 1 and r["n"] > 0 for r in bench["results"].values())
+    assert all(len(task["correct"]) == 2 for task in bench["tasks"])
+    assert len(bench["tasks"]) == sum(r["n"] for r in bench["results"].values())
 
 
 def test_the_build_reproduces_its_model_from_the_seed(quick_model, tmp_path):
@@ -136,7 +138,7 @@ def test_the_embedded_model_loads_through_from_pretrained():
         (["eval", "--out", "/tmp/x.json", "--task-types", "trivia"], "--task-types"),
         (
             ["eval", "--out", "/tmp/x.json", "--bench", "/nonexistent.jsonl", "--model", "tiny-random"],
-            "no benchmark file",
+            "unknown benchmark '/nonexistent.jsonl'",
         ),
         (["eval", "--out", "/tmp/x.json", "--samples", "4"], "several --samples need a --temperature"),
         (["eval", "--out", "/tmp/x.json", "--k", "1,5"], "each k must be between 1 and --samples (1)"),

@@ -18,7 +18,7 @@ import uuid
 import pytest
 from conftest import TEST_LIMITS, requires_bwrap
 
-from azr.executor import ExecRequest, ExecStatus, Executor, ExecutorConfig, parse_value
+from azr.executor import ExecRequest, ExecStatus, Executor, ExecutorConfig, TestRequest, parse_value
 
 
 def program(source: str) -> str:
@@ -864,3 +864,115 @@ def test_outputs_of_astral_characters_fit(executor):
     result = run(executor, "def f():\n    return '\\U0001F642' * 9000")
     assert result.status is ExecStatus.OK
     assert len(result.output) == 9002
+
+
+# -- test requests: a program and its tests, ok iff nothing raises ----------------------------------
+
+ADD = "def add(a, b):\n    return a + b\n"
+
+
+def run_tests(executor, program_source: str, tests: str):
+    return executor.run_batch([TestRequest(program(program_source), program(tests))])[0]
+
+
+@pytest.mark.parametrize(
+    "tests",
+    ["assert add(1, 2) == 3", "def check(candidate):\n    assert candidate(2, 2) == 4\ncheck(add)", ""],
+    ids=["assert", "humaneval-check", "no-tests"],
+)
+def test_passing_tests_are_ok(executor, tests):
+    result = run_tests(executor, ADD, tests)
+    assert result.status is ExecStatus.OK and result.output == "None", result
+
+
+@pytest.mark.parametrize(
+    ("source", "tests", "error"),
+    [
+        (ADD, "x = 1\nassert add(1, 2) == 4", "AssertionError (tests line 2)"),
+        (ADD, "assert add(1, 2) == 4, 'wrong sum'", "AssertionError: wrong sum (tests line 1)"),
+        (ADD, "add('a', 1)", "TypeError"),
+        ("def add(a, b):\n    return a / 0", "add(1, 2)", "ZeroDivisionError: division by zero (line 2)"),
+        ("def add(a, b)\n    return a", "assert True", "SyntaxError"),
+        (ADD, "assert", "SyntaxError"),
+        (ADD, "assert sub(1, 2) == -1", "NameError"),
+    ],
+    ids=["assert", "assert-message", "raises-in-tests", "raises-in-program", "program-syntax", "tests-syntax", "name"],
+)
+def test_failing_tests_are_errors_that_say_where(executor, source, tests, error):
+    result = run_tests(executor, source, tests)
+    assert result.status is ExecStatus.ERROR
+    assert result.error.startswith(error), result.error
+
+
+@pytest.mark.parametrize(
+    "source", ["def add(a, b):\n    while True:\n        pass", "import time\ndef add(a, b):\n    time.sleep(60)"]
+)
+def test_hanging_tests_time_out(executor, source):
+    started = time.monotonic()
+    result = run_tests(executor, source, "assert add(1, 2) == 3")
+    assert result.status is ExecStatus.TIMEOUT
+    assert time.monotonic() - started < TEST_LIMITS["timeout"] + 3
+
+
+def test_a_memory_bomb_in_tests_is_refused(executor):
+    result = run_tests(executor, ADD, "x = [0] * (2 ** 31)")
+    assert result.status is ExecStatus.MEMORY
+
+
+@pytest.mark.parametrize(
+    "tests",
+    [
+        "import sys\nsys.exit(0)",
+        "import os\nos._exit(0)",
+        "raise SystemExit",
+        "import os, json\nos.write(3, json.dumps({'status': 'ok', 'output': '1', 'error': ''}).encode())\nassert False",
+        'import os\nfor fd in range(1024):\n    try:\n        os.write(fd, b\'{"status": "ok"}\\n\')\n'
+        "    except OSError:\n        pass\nassert add(1, 2) == 4",
+    ],
+    ids=["sys.exit", "os._exit", "SystemExit", "forged-then-fail", "every-fd-then-fail"],
+)
+def test_tests_that_exit_early_or_write_fake_results_fail(executor, tests):
+    """Leaving before the tests finish is not passing them, however the exit is dressed up."""
+    result = run_tests(executor, ADD, tests)
+    assert result.status is ExecStatus.ERROR, result
+    assert run_tests(executor, ADD, "assert add(1, 2) == 3").ok  # the worker carries on
+
+
+def test_hostile_tests_are_held_like_hostile_programs(executor):
+    before = nobody_processes(executor)
+    fork_bomb = program(BOUNDED_FORK_BOMB).replace("def f():", "def bomb():") + "assert bomb() == 'forked 64'"
+    assert run_tests(executor, ADD, fork_bomb).status is ExecStatus.ERROR
+    assert nobody_processes(executor) == before
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.5)
+        connect = program(CONNECT) + f"assert f({listener.getsockname()[1]}) == 'connected'"
+        assert run_tests(executor, ADD, connect).status is ExecStatus.ERROR
+        with pytest.raises(socket.timeout):
+            listener.accept()
+    flood = run_tests(executor, ADD, "while True:\n    print('x' * 1000)")
+    assert flood.status is ExecStatus.ERROR and "printed more than" in flood.error
+
+
+def test_tests_leave_nothing_for_the_next_request(executor):
+    assert run_tests(executor, ADD, "import builtins\nbuiltins.len = lambda x: 0\nopen('mark', 'w').write('x')").ok
+    result = run_tests(executor, ADD, "import os\nassert len('ab') == 2\nassert not os.path.exists('mark')")
+    assert result.ok, result
+
+
+def test_test_requests_and_calls_mix_in_one_batch(executor):
+    results = executor.run_batch(
+        [
+            TestRequest(ADD, "assert add(1, 2) == 3"),
+            ExecRequest(ADD.replace("add", "f"), "1, 2"),
+            TestRequest(ADD, "1/0"),
+        ]
+    )
+    assert [r.status for r in results] == [ExecStatus.OK, ExecStatus.OK, ExecStatus.ERROR]
+    assert results[1].output == "3"
+
+
+def test_test_requests_are_checked_before_anything_runs(executor):
+    (result,) = executor.run_batch([TestRequest(ADD, "assert True\x00")])
+    assert result.status is ExecStatus.INVALID_INPUT and "null byte" in result.error

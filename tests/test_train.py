@@ -65,6 +65,12 @@ def test_two_steps_from_the_cli(tmp_path):
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(model)
+    # and `azr report` reads the run back
+    from azr.cli import main
+
+    assert main(["report", "--run-dir", str(run)]) == 0
+    page = (run / "report" / "index.html").read_text()
+    assert "rewards.png" in page and (run / "report" / "rewards.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_run_directory_defaults_to_the_preset_name(tmp_path):
@@ -156,7 +162,9 @@ def test_a_failed_start_does_not_lock_the_run_directory(tmp_path):
         (["--config", "paper-13b"], "no config file"),
         (["model.path=/nonexistent/model"], "cannot load model.path"),
         (["selfplay.reuse_rollouts=false", "selfplay.baseline=prompt"], "needs selfplay.reuse_rollouts"),
-        (["eval.bench=/nonexistent/tasks.jsonl"], "eval.bench: no tasks file"),
+        (["eval.bench=/nonexistent/tasks.jsonl"], "eval.bench: unknown benchmark '/nonexistent/tasks.jsonl'"),
+        (["eval.bench=cruxeval=/nonexistent.jsonl"], "eval.bench: no file /nonexistent.jsonl"),
+        (["eval.bench=humaneval"], "eval.bench: humaneval is not a reasoning benchmark"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(tmp_path, args, message):
@@ -376,15 +384,21 @@ def test_seed_files_seed_the_buffers(tmp_path):
     assert counts["induction"] > 10
 
 
-def test_held_out_evaluation_during_training(tmp_path, quick_model):
+def test_held_out_and_cruxeval_validation_during_training(tmp_path, quick_model):
     run = tmp_path / "run"
+    cruxeval = SHARED / "data" / "cruxeval" / "cruxeval.jsonl"
+    if not cruxeval.exists():
+        pytest.skip(f"CRUXEval data not found at {cruxeval}")
     done = azr_train(
         run, "train.steps=2", f"model.path={quick_model}", "eval.every=2",
-        f"eval.bench={quick_model / 'heldout.jsonl'}", "eval.limit=4", "eval.max_new_tokens=8",
+        f"eval.bench=heldout={quick_model / 'heldout.jsonl'},cruxeval={cruxeval}", "eval.limit=4",
+        "eval.max_new_tokens=8",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_metrics(run)
     assert [r["step"] for r in rows] == [0, 1, 2]
     for row in (rows[0], rows[2]):  # the base model, and after step 2
         assert {f"eval/{t}/pass@1" for t in ("deduction", "abduction", "induction")} <= row.keys()
+        assert {f"eval/cruxeval/{t}/pass@1" for t in ("deduction", "abduction")} <= row.keys()
+        assert "eval/cruxeval/induction/pass@1" not in row
     assert "eval/deduction/pass@1" not in rows[1]

@@ -1,8 +1,9 @@
-"""`azr eval`: pass@1 of a model on a file of tasks, per task type."""
+"""`azr eval`: pass@k of a model, or of a file of completions, on named benchmarks."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,24 +12,40 @@ from azr.cli import UsageError, add_command, add_executor_options, executor_from
 
 
 def register(commands: Any) -> None:
+    from azr.benchmarks import SPECS
+
+    names = "\n".join(f"  {spec.name:<15} {spec.about}" for spec in SPECS.values())
     command = add_command(
         commands,
         "eval",
-        help="evaluate a model as a solver on a file of tasks (pass@k per task type)",
-        description="Evaluate a model on a file of tasks in the seed format (snippet, input, output; induction "
-        'rows with inputs, outputs, message). Writes per task type {"pass@k", "n"} and the per-task verdicts '
-        "to --out as JSON. Defaults: the embedded model on its own held-out tasks, greedy.",
+        help="evaluate a model (or completions) on benchmarks: pass@k and per-task verdicts",
+        description="Evaluate a model on benchmarks, generating with the training template and scoring in the "
+        "sandbox, or score a file of completions made elsewhere (--completions). Writes to --out, per "
+        'benchmark, {"pass@k", "n"} per task type (or for the benchmark), per-task verdicts, and the model, '
+        "template, sampling and seed. Default: the embedded model on its held-out tasks, greedy.\n\n"
+        f"benchmarks (NAME, or NAME=FILE for a local copy in the published format):\n{names}\n"
+        "  FILE            any tasks file in the seed format",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument("--model", default="embedded", help="a model directory or hub id (default: embedded)")
-    command.add_argument("--bench", help="tasks file (default: the embedded model's held-out set)")
-    command.add_argument("--task-types", default="deduction,abduction,induction", help="comma-separated")
+    command.add_argument("--bench", default="heldout", metavar="NAME[=FILE],...", help="(default: heldout)")
+    command.add_argument("--completions", metavar="FILE.jsonl", help='score {"task_id", "completion"} lines; no model')
+    command.add_argument("--task-types", default="deduction,abduction,induction", help="of heldout and seed files")
     command.add_argument("--out", required=True, metavar="RESULT.json")
-    command.add_argument("--template", choices=["azr", "compact"], default="compact")
-    command.add_argument("--samples", type=int, default=1, help="answers per task (pass@1 is their mean)")
+    command.add_argument(
+        "--template",
+        choices=["auto", "azr", "compact"],
+        default="auto",
+        help="auto: compact for models whose tokenizer has its markers (the embedded one), else azr",
+    )
+    command.add_argument("--chat", action="store_true", help="wrap prompts in the tokenizer's chat template")
+    command.add_argument("--samples", type=int, default=1, help="answers per problem (pass@1 is their mean)")
     command.add_argument("--k", default="1", help="comma-separated k of pass@k, each <= --samples (default: 1)")
     command.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
     command.add_argument("--max-new-tokens", type=int, default=128)
-    command.add_argument("--limit", type=int, help="at most this many rows of each kind")
+    command.add_argument(
+        "--limit", type=int, help="the first N problems of each benchmark (of each kind for seed files)"
+    )
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--device", default="auto")
     add_executor_options(command, timeout=5.0)
@@ -36,15 +53,63 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from azr.base import heldout_path
-    from azr.config import Config
-    from azr.evaluate import evaluate, load_benchmark, write_result
+    from azr.benchmarks import BenchmarkError, load, parse_benchmarks
+    from azr.evaluate import parse, report, score, write_result
     from azr.executor import ExecutorError
-    from azr.generation import Sampling, TransformersGenerator
-    from azr.policy import Policy, PolicyError
-    from azr.prompts import get_template
-    from azr.tasks import TaskType
     from azr.verify import Verifier
+
+    task_types, ks = _check(args)
+    try:
+        benches = parse_benchmarks(args.bench)
+    except BenchmarkError as error:
+        raise UsageError(f"--bench: {error}") from None
+    external = _read_completions(args.completions, len(benches)) if args.completions else None
+    results: dict[str, Any] = {}
+    try:
+        with executor_from(args) as executor:
+            benchmarks = [load(name, path, executor, task_types, args.limit, args.seed) for name, path in benches]
+            for benchmark in benchmarks:
+                if not benchmark.problems:
+                    raise UsageError(f"{benchmark.name}: no problem to evaluate ({benchmark.reasons})")
+            model = None if external is not None else _Model(args)
+            verifier = Verifier(executor)
+            for benchmark in benchmarks:
+                if model is not None:
+                    completions = model.complete(benchmark)
+                    answers = parse(model.template, benchmark, completions)
+                else:
+                    completions = _match(benchmark, external, ks)  # type: ignore[arg-type]
+                    answers = parse(None, benchmark, completions)
+                label = benchmark.name
+                results[label] = report(benchmark, completions, answers, score(benchmark, answers, verifier), ks)
+                _print(label, results[label], ks)
+    except BenchmarkError as error:
+        raise UsageError(str(error)) from None
+    except ExecutorError as error:
+        raise UsageError(str(error)) from None
+    sampling = {
+        "samples": args.samples,
+        "k": ks,
+        "temperature": args.temperature,
+        "max_new_tokens": args.max_new_tokens,
+    }
+    write_result(
+        Path(args.out),
+        {
+            "model": args.model if external is None else None,
+            "completions": args.completions,
+            "template": model.template.name if model is not None else None,
+            "chat": args.chat,
+            "sampling": sampling if external is None else {"k": ks},
+            "seed": args.seed,
+            "benchmarks": results,
+        },
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> tuple[list[Any], list[int]]:
+    from azr.tasks import TaskType
 
     try:
         task_types = [TaskType(name.strip()) for name in args.task_types.split(",") if name.strip()]
@@ -56,55 +121,98 @@ def run(args: argparse.Namespace) -> int:
         ks = sorted({int(k) for k in args.k.split(",") if k.strip()})
     except ValueError:
         raise UsageError(f"--k {args.k!r}: give comma-separated integers, e.g. --k 1,5,10") from None
-    if not ks or ks[0] < 1 or ks[-1] > args.samples:
+    if not ks or ks[0] < 1 or (not args.completions and ks[-1] > args.samples):
         raise UsageError(f"--k: each k must be between 1 and --samples ({args.samples}); raise --samples for pass@k")
-    if args.samples > 1 and args.temperature == 0:
+    if args.samples > 1 and args.temperature == 0 and not args.completions:
         raise UsageError("several --samples need a --temperature above 0 (greedy answers are all the same)")
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be >= 1")
     out = Path(args.out)
     if out.is_dir() or not _writable(out.parent):
         raise UsageError(f"--out {args.out}: give a file path in a writable directory")
-    bench = Path(args.bench) if args.bench else heldout_path()
-    if bench is None or not bench.is_file():
-        raise UsageError(f"no benchmark file {args.bench or '(the embedded held-out set is not installed)'}")
-    config = Config()
-    config.model.path, config.model.device = args.model, args.device
-    try:
-        policy = Policy(config.model, args.seed)
-        with executor_from(args) as executor:
-            benchmark = load_benchmark(bench, task_types, executor, args.limit, args.seed)
-            if not benchmark.tasks:
-                raise UsageError(f"{bench}: no valid task of the requested types ({benchmark.reasons})")
-            template = get_template(args.template)
-            sampling = Sampling(args.temperature, 1.0, args.max_new_tokens, template.stop)
-            generator = TransformersGenerator(policy, config.generation)
-            result = evaluate(
-                generator, template, Verifier(executor), benchmark.tasks, args.samples, sampling, args.seed, ks
-            )
-    except (PolicyError, ExecutorError) as error:
-        raise UsageError(str(error)) from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{bench}: not UTF-8 text (one JSON object per line)") from None
-    result = {
-        "model": args.model,
-        "bench": str(bench),
-        "template": args.template,
-        "sampling": {
-            "samples": args.samples,
-            "k": ks,
-            "temperature": args.temperature,
-            "max_new_tokens": args.max_new_tokens,
-        },
-        "seed": args.seed,
-        "skipped_rows": benchmark.skipped,
-        **result,
-    }
-    write_result(out, result)
+    return task_types, ks
+
+
+class _Model:
+    """The model under evaluation, its template and sampling settings."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from azr.config import Config
+        from azr.generation import Sampling, TransformersGenerator
+        from azr.policy import Policy, PolicyError
+        from azr.prompts import get_template
+
+        config = Config()
+        config.model.path, config.model.device = args.model, args.device
+        try:
+            policy = Policy(config.model, args.seed)
+        except PolicyError as error:
+            raise UsageError(str(error)) from None
+        self.generator = TransformersGenerator(policy, config.generation)
+        template = args.template
+        if template == "auto":
+            from azr.prompts.compact import MARKERS
+
+            template = "compact" if set(MARKERS) <= set(policy.tokenizer.get_added_vocab()) else "azr"
+        self.template = get_template(template)
+        self.chat = policy.tokenizer if args.chat else None
+        if args.chat and not getattr(policy.tokenizer, "chat_template", None):
+            raise UsageError(f"--chat: the tokenizer of {args.model} has no chat template")
+        self.sampling = Sampling(args.temperature, 1.0, args.max_new_tokens)
+        self.samples, self.seed = args.samples, args.seed
+
+    def complete(self, benchmark: Any) -> list[list[str]]:
+        from azr.evaluate import generate
+
+        return generate(self.generator, self.template, benchmark, self.samples, self.sampling, self.seed, self.chat)
+
+
+def _read_completions(path: str, benches: int) -> dict[str, list[str]]:
+    """task_id -> its completions, in file order (`completion`, or EvalPlus's `solution`)."""
+    if benches != 1:
+        raise UsageError("--completions scores one benchmark: give one --bench")
+    from azr.cli import json_lines, open_input
+
+    found: dict[str, list[str]] = {}
+    with open_input(path) as lines:
+        for number, row, problem in json_lines(lines):
+            text = row.get("completion", row.get("solution")) if isinstance(row, dict) else None
+            if problem or "task_id" not in row or not isinstance(text, str):
+                raise UsageError(
+                    f'{path}: line {number}: expected {{"task_id", "completion"}} ({problem or row!s:.80})'
+                )
+            found.setdefault(str(row["task_id"]), []).append(text)
+    if not found:
+        raise UsageError(f"{path}: no completions")
+    return found
+
+
+def _match(benchmark: Any, external: dict[str, list[str]], ks: list[int]) -> list[list[str]]:
+    """The completions of each problem; problems without any are dropped (and counted)."""
+    kept, completions = [], []
+    for problem in benchmark.problems:
+        texts = external.get(problem.task_id)
+        if texts is None:
+            benchmark.skip("no completion for the task")
+            continue
+        if len(texts) < ks[-1]:
+            raise UsageError(f"--k {ks[-1]}: task {problem.task_id} has only {len(texts)} completions")
+        kept.append(problem)
+        completions.append(texts)
+    if not kept:
+        raise UsageError(f"no task_id of the completions is in {benchmark.name} (e.g. {next(iter(external))!r})")
+    benchmark.problems = kept
+    return completions
+
+
+def _print(label: str, result: dict[str, Any], ks: list[int]) -> None:
+    skipped = (
+        f", {result['skipped_rows']} skipped: {json.dumps(result['skip_reasons'])}" if result["skipped_rows"] else ""
+    )
+    print(f"{label} ({result['source']}{skipped})", file=sys.stderr)
     for name, numbers in result["results"].items():
         scores = "  ".join(f"pass@{k} {numbers[f'pass@{k}']:.3f}" for k in ks)
-        print(f"{name:<10} {scores}  (n={numbers['n']})", file=sys.stderr)
-    return 0
+        print(f"  {name:<15} {scores}  (n={numbers['n']})", file=sys.stderr)
 
 
 def _writable(directory: Path) -> bool:

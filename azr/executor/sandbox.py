@@ -117,7 +117,7 @@ def bwrap_launch(bwrap: str, hash_seed: int, settings: dict) -> WorkerLaunch:
         elif os.path.isdir(path):
             argv += ["--ro-bind", path, path]
     argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    for path in sorted(_python_dirs(python)):
+    for path in _outermost(_python_dirs(python) | set(settings["python_paths"])):
         # bwrap would create the parents with the host's modes: /root is 0700, which nobody
         # could not traverse to reach the standard library.
         for parent in reversed(Path(path).parents[:-1]):
@@ -138,7 +138,16 @@ def bwrap_launch(bwrap: str, hash_seed: int, settings: dict) -> WorkerLaunch:
 def _python_dirs(python: str) -> set[str]:
     """Directories outside /usr that the interpreter and its standard library live in."""
     dirs = {os.path.realpath(sys.base_prefix), os.path.dirname(os.path.dirname(python))}
-    return {d for d in dirs if not d.startswith("/usr/") and d != "/usr" and Path(d).is_dir()}
+    return {d for d in dirs if Path(d).is_dir()}
+
+
+def _outermost(dirs: set[str]) -> list[str]:
+    """`dirs` less those inside /usr or inside another of them (already visible), sorted."""
+    kept: list[str] = []
+    for path in sorted(dirs, key=len):
+        if not any(Path(path).is_relative_to(root) for root in ["/usr", *kept]):
+            kept.append(path)
+    return sorted(kept)
 
 
 def _environment(hash_seed: int) -> dict[str, str]:

@@ -62,6 +62,7 @@ _ZYGOTE_TIMEOUT = 10.0
 
 def main() -> None:
     config = json.loads(sys.argv[1])
+    sys.path[len(sys.path) :] = config["python_paths"]  # importable by programs; nothing is preloaded from them
     # Not dumpable: a child with the worker's uid (unprivileged bubblewrap) cannot open
     # /proc/<worker>/mem or ptrace it.
     seccomp.prctl(PR_SET_DUMPABLE, 0)
@@ -409,7 +410,10 @@ def _confine(config: dict, zygote: int, request: int, result: int, output: int) 
 
 
 def _run(request: dict, config: dict) -> dict:
-    """Run `f(*input)` and describe the outcome: status, canonical output or error text."""
+    """Run `f(*input)`, or a program and its tests, and describe the outcome: status, canonical
+    output or error text."""
+    if "tests" in request:
+        return _run_tests(request["program"], request["tests"])
     try:
         arguments = literals.parse_arguments(request["input"], config["max_input_chars"])
     except literals.NotPlainData as error:  # the caller checked already: not expected
@@ -435,20 +439,35 @@ def _run(request: dict, config: dict) -> dict:
     return {"status": "ok", "output": output, "error": ""}
 
 
-def _describe(error: BaseException) -> str:
-    """`ZeroDivisionError: division by zero (line 3)`: the exception and where in the program."""
+def _run_tests(program: str, tests: str) -> dict:
+    """Run `program`, then `tests` in its namespace: ok (output `None`) iff neither raises."""
+    namespace: dict[str, Any] = {"__name__": "__program__", "__builtins__": builtins}
     try:
-        text = f"{type(error).__name__}: {error}"
+        exec(compile(program, "<program>", "exec"), namespace)
+        exec(compile(tests, "<tests>", "exec"), namespace)
+    except MemoryError:
+        return {"status": "memory", "output": None, "error": "MemoryError: out of memory"}
+    except BaseException as error:  # SystemExit and KeyboardInterrupt included
+        return {"status": "error", "output": None, "error": _describe(error)}
+    return {"status": "ok", "output": "None", "error": ""}
+
+
+def _describe(error: BaseException) -> str:
+    """`ZeroDivisionError: division by zero (line 3)`: the exception and where in the program (or
+    `(tests line 5)` when a test raised it)."""
+    try:
+        text = type(error).__name__ + (f": {error}" if str(error) else "")
     except BaseException:
         text = type(error).__name__
-    line = None
+    where = None
     traceback = error.__traceback__
     while traceback is not None:
-        if traceback.tb_frame.f_code.co_filename == "<program>":
-            line = traceback.tb_lineno
+        filename = traceback.tb_frame.f_code.co_filename
+        if filename in ("<program>", "<tests>"):
+            where = f"line {traceback.tb_lineno}" if filename == "<program>" else f"tests line {traceback.tb_lineno}"
         traceback = traceback.tb_next
-    if line is not None:
-        text += f" (line {line})"
+    if where is not None:
+        text += f" ({where})"
     return text[:_MAX_ERROR_CHARS]
 
 

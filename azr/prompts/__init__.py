@@ -64,6 +64,39 @@ class Template(ABC):
         `apply_chat_template`, for instruct models; None for base models."""
         return prompt
 
+    # -- benchmarks outside self-play (azr.benchmarks): code to write, math to solve ------------
+    # By default completion style, as base models are evaluated on HumanEval (Chen et al. 2021): the
+    # model continues the code, or the text after "Solution:". Templates with instructions override.
+
+    code_stop: tuple[str, ...] = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ", "\n#")
+    """Where a completed function ends (Codex's stop list): not for stdin programs, whose top level
+    is the solution."""
+    math_stop: tuple[str, ...] = ("\nProblem:",)
+
+    def code_stops(self, stdin: bool) -> tuple[str, ...]:
+        return self.stop if stdin else self.code_stop
+
+    def code_prompt(self, prompt: str) -> str:
+        """The prompt for a code benchmark problem. `prompt` is code that ends where the solution
+        starts: a signature and docstring (HumanEval), or a docstring and starter code."""
+        return prompt
+
+    def parse_code(self, prompt: str, completion: str, stdin: bool = False) -> str | FormatError:
+        """The program to test: the prompt with the completion up to the first stop string."""
+        return prompt + _cut(completion, self.code_stops(stdin))
+
+    def math_prompt(self, problem: str) -> str:
+        return f"Problem: {problem}\nGive the final answer in \\boxed{{}}.\nSolution:"
+
+    def parse_math(self, completion: str) -> str | FormatError:
+        """The text the final answer is read from (math-verify finds the last \\boxed{} in it)."""
+        return _cut(completion, self.math_stop)
+
+
+def _cut(text: str, stops: Sequence[str]) -> str:
+    ends = [i for i in (text.find(stop) for stop in stops) if i >= 0]
+    return text[: min(ends)] if ends else text
+
 
 def reference_program(references: Sequence[Task]) -> str:
     if len(references) != 1:

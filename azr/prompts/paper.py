@@ -141,6 +141,35 @@ class PaperTemplate(Template):
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
         return chat_template.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    code_stop = stop
+    math_stop = stop
+
+    def code_prompt(self, prompt: str) -> str:
+        return (
+            "## Task: write the program\n\nComplete the Python code below: write the whole program, "
+            "with its imports and the function or class it starts, so that it does what the "
+            f"docstring or statement says.\n\n{_block('python', prompt.rstrip())}\n\n"
+            "## Answer format\n\n<answer>\n" + _block("python", "...") + "\n</answer>"
+        )
+
+    def parse_code(self, prompt: str, completion: str, stdin: bool = False) -> str | FormatError:
+        answer = _answer(completion)
+        if isinstance(answer, FormatError):
+            return answer
+        programs = _blocks(answer).get("python", [])
+        if len(programs) != 1:
+            return FormatError(f"expected one ```python block in the answer, found {len(programs)}")
+        return programs[0]
+
+    def math_prompt(self, problem: str) -> str:
+        return (
+            f"## Task: solve the problem\n\n{problem}\n\n## Answer format\n\n"
+            "<answer>\nthe final answer, in \\boxed{}\n</answer>"
+        )
+
+    def parse_math(self, completion: str) -> str | FormatError:
+        return _answer(completion)
+
     def parse_proposal(
         self, task_type: TaskType, completion: str, program: str | None = None
     ) -> TripletProposal | InductionProposal | FormatError:

@@ -1,0 +1,141 @@
+"""Math benchmarks: a final answer per problem, checked against the reference with math-verify.
+
+Rows are read as the published datasets spell them: the problem as `problem` (MATH-500, AIME,
+AIME 2025) or `question` (AMC 2023, Minerva, OlympiadBench); the reference as `answer` (a number
+in AMC 2023, where 27 is stored as 27.0), `final_answer` (OlympiadBench: a list of answers, each
+in `$...$`) or, when there is none, a worked `solution` holding a `\\boxed{}`; the id as
+`unique_id`, `id` or `problem_id` (else the row number).
+
+A reference is parsed as LaTeX math (`$reference$`): math-verify reads bare text as plain
+expressions, where `\\dfrac{14}{3}` is nothing and `(3, \\frac{\\pi}{2})` is 3. An answer is parsed
+as it is (math-verify finds its last `\\boxed{}`) and, when it has no `$` or `\\boxed`, also as LaTeX
+math; either reading may match.
+
+math-verify parses answers with sympy, whose parser calls `eval`: model text must not reach it in
+our process. So the check runs in the sandbox, with math-verify's directories mounted read-only
+(`ExecutorConfig.python_paths`), one request per problem holding all of its answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from azr.benchmarks import Benchmark, BenchmarkError, MathProblem, field_of
+from azr.tasks import FormatError, Mistake, Verdict
+
+SCORER = r"""
+from math_verify import parse, verify
+
+def readings(answer):
+    return [answer] if "$" in answer or "\\boxed" in answer else [answer, "$" + answer + "$"]
+
+def correct(gold, answer):
+    for reading in readings(answer):
+        try:
+            if verify(gold, parse(reading)):
+                return True
+        except Exception:
+            pass
+    return False
+
+def f(reference, answers):
+    gold = parse(reference if "\\boxed" in reference else "$" + reference + "$")
+    return [bool(gold) and correct(gold, answer) for answer in answers]
+"""
+"""Runs in the sandbox: `f(reference, answers)` -> one bool per answer."""
+
+_PACKAGES = ("math_verify", "latex2sympy2_extended", "sympy", "mpmath", "antlr4")
+
+
+_PROBLEM = ("problem", "question", "Problem", "Question")
+_ANSWER = ("answer", "final_answer", "Answer", "expected_answer")
+_ID = ("unique_id", "id", "problem_id")
+
+
+def load(name: str, rows: list[dict[str, Any]], source: str) -> Benchmark:
+    benchmark = Benchmark(name, "math", source, [])
+    for number, row in enumerate(rows, 1):
+        try:
+            problem = field_of(row, _PROBLEM, "problem")
+            if not isinstance(problem, str) or not problem.strip():
+                raise KeyError("empty problem")
+            answer = _reference(row)
+            task_id = next((row[key] for key in _ID if row.get(key) is not None), f"{name}/{number}")
+            benchmark.problems.append(MathProblem(str(task_id), problem, answer))
+        except KeyError as error:
+            benchmark.skip(f"malformed row: {error.args[0]}")
+    return benchmark
+
+
+def _reference(row: dict[str, Any]) -> str:
+    """The reference answer as text: OlympiadBench's list joined (its `$` dropped), AMC's 27.0 as
+    27, else the worked solution when it has a `\\boxed{}`."""
+    try:
+        answer = field_of(row, _ANSWER, "answer")
+    except KeyError:
+        answer = row.get("solution")
+        if not isinstance(answer, str) or "\\boxed" not in answer:
+            raise KeyError(f"no answer field ({' / '.join(_ANSWER)}) nor a solution with \\boxed{{}}") from None
+    if isinstance(answer, list):
+        answer = ", ".join(str(part).strip().strip("$").strip() for part in answer)
+    elif isinstance(answer, float) and answer.is_integer():
+        answer = int(answer)
+    if not isinstance(answer, str | int | float) or not str(answer).strip():
+        raise KeyError("empty or non-scalar answer")
+    return str(answer).strip()
+
+
+def scorer_paths() -> tuple[str, ...]:
+    """The directories math-verify and its dependencies are installed in."""
+    paths = set()
+    for package in _PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise BenchmarkError("math benchmarks need math-verify: pip install 'azr[eval]' (or math-verify)")
+        paths.add(str(Path(next(iter(spec.submodule_search_locations))).resolve().parent))
+    return tuple(sorted(paths))
+
+
+def score(executor: Any, benchmark: Benchmark, answers: Sequence[Sequence[str | FormatError]]) -> list[list[Verdict]]:
+    """The verdict on each answer (a list per problem). Uses a sandbox of its own that can import
+    math-verify, with the limits of `executor` (and at least a minute per problem: sympy is slow)."""
+    from azr.executor import ExecRequest, Executor
+
+    config = dataclasses.replace(
+        executor.config,
+        python_paths=scorer_paths(),
+        max_input_chars=10_000_000,
+        timeout=max(executor.config.timeout, 60.0),
+        memory_mb=max(executor.config.memory_mb, 2048),
+    )
+    texts = [[a for a in per_problem if not isinstance(a, FormatError)] for per_problem in answers]
+    with Executor(config) as sandbox:
+        results = sandbox.run_batch(
+            [ExecRequest(SCORER, f"{p.answer!r}, {t!r}") for p, t in zip(benchmark.problems, texts, strict=True)]
+        )
+    verdicts = []
+    for per_problem, result in zip(answers, results, strict=True):
+        checked = iter(_booleans(result, sum(not isinstance(a, FormatError) for a in per_problem)))
+        verdicts.append(
+            [
+                Verdict(False, Mistake.FORMAT, a.reason) if isinstance(a, FormatError) else next(checked)
+                for a in per_problem
+            ]
+        )
+    return verdicts
+
+
+def _booleans(result: Any, n: int) -> list[Verdict]:
+    if not result.ok:
+        if "No module named" in result.error:
+            raise BenchmarkError(f"the sandbox cannot import math-verify: {result.error}")
+        return [Verdict(False, Mistake.ERROR, f"math-verify: {result.error}")] * n
+    from azr.executor import parse_value
+
+    return [
+        Verdict(True) if ok else Verdict(False, Mistake.WRONG, "not equivalent") for ok in parse_value(result.output)
+    ]

