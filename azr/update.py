@@ -91,7 +91,10 @@ class Updater:
                 self.optimizer.step()
                 self.scheduler.step()
         updates = config.epochs * len(mini_batches)
-        stats = {key: value / updates for key, value in totals.items()}
+        # KL and entropy are computed only when their coefficient is on: a logged 0 would read as a measurement.
+        skipped = {"kl"} if not config.kl_coef else set()
+        skipped |= {"entropy"} if not config.entropy_coef else set()
+        stats = {key: value / updates for key, value in totals.items() if key not in skipped}
         stats["grad_norm"] = sum(norms) / len(norms)
         stats["lr"] = self.scheduler.get_last_lr()[0]
         stats["sequences"] = float(len(samples))

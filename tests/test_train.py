@@ -336,6 +336,7 @@ def test_kl_to_the_initial_policy(policy):
     second = updater.update(samples, seed=1)
     assert first["kl"] == pytest.approx(0.0, abs=1e-7)  # the policy still is the reference
     assert second["kl"] > 0.0  # one update later it has moved away
+    assert "entropy" not in first  # not computed without optim.entropy_coef: no 0 logged as if measured
     policy.model.load_state_dict(initial)
 
 

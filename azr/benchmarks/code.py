@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import binascii
 import builtins
 import io
 import json
@@ -51,8 +52,9 @@ LCB_HEADER = (
     "".join(f"from {module} import *\n" for module in (*_LCB_MODULES, "builtins", "typing"))
     + f"import {', '.join(_LCB_MODULES)}\nsys.setrecursionlimit(50000)\n"
 )
-"""What LiveCodeBench's harness runs before a program: star imports of these modules (builtins
-last but one, so that they win), the modules themselves, and a deep recursion limit."""
+"""What LiveCodeBench's harness runs before a program: star imports of these modules, then of
+builtins (so that `pow` and `open` stay the builtins) and typing, the modules themselves, and a
+recursion limit of 50000."""
 
 NUMPY = """
 class ndarray:
@@ -141,7 +143,9 @@ def livecodebench(name: str, rows: list[dict[str, Any]], source: str) -> Benchma
                 tests, entry = _stdin_tests(cases), ""
             task_id = str(field_of(row, ["question_id", "task_id"], "id"))
             benchmark.problems.append(CodeProblem(task_id, prompt, tests, entry, stdin=not entry))
-        except (KeyError, TypeError, ValueError, AttributeError, EOFError, pickle.UnpicklingError, zlib.error) as error:
+        except (binascii.Error, zlib.error, EOFError, pickle.UnpicklingError):
+            benchmark.skip("unreadable private_test_cases (neither JSON nor a compressed pickle of JSON text)")
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             benchmark.skip(f"malformed row ({type(error).__name__})")
     return benchmark
 

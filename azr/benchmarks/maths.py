@@ -2,14 +2,14 @@
 
 Rows are read as the published datasets spell them: the problem as `problem` (MATH-500, AIME,
 AIME 2025) or `question` (AMC 2023, Minerva, OlympiadBench); the reference as `answer` (a number
-in AMC 2023, where 27 is stored as 27.0), `final_answer` (OlympiadBench: a list of answers, each
-in `$...$`) or, when there is none, a worked `solution` holding a `\\boxed{}`; the id as
-`unique_id`, `id` or `problem_id` (else the row number).
+in AMC 2023, where 27 is stored as 27.0), `final_answer` (OlympiadBench: a list, in practice of one
+string such as `$3$, $-3$`) or, when there is none, a worked `solution` holding a `\\boxed{}`; the
+id as `unique_id`, `id` or `problem_id` (else the row number).
 
-A reference is parsed as LaTeX math (`$reference$`): math-verify reads bare text as plain
-expressions, where `\\dfrac{14}{3}` is nothing and `(3, \\frac{\\pi}{2})` is 3. An answer is parsed
-as it is (math-verify finds its last `\\boxed{}`) and, when it has no `$` or `\\boxed`, also as LaTeX
-math; either reading may match.
+Text without LaTeX delimiters (an unescaped `$`, or `\\boxed`) is read as LaTeX math, `$text$`:
+math-verify reads bare text as plain expressions, where MATH-500's `\\dfrac{14}{3}` is nothing and
+`\\left( 3, \\frac{\\pi}{2} \\right)` is 3. That holds for references; an answer is tried both as it
+is (math-verify finds its last `\\boxed{}` or `$...$`) and as LaTeX math, and either may match.
 
 math-verify parses answers with sympy, whose parser calls `eval`: model text must not reach it in
 our process. So the check runs in the sandbox, with math-verify's directories mounted read-only
@@ -28,13 +28,14 @@ from azr.benchmarks import Benchmark, BenchmarkError, MathProblem, field_of
 from azr.tasks import FormatError, Mistake, Verdict
 
 SCORER = r"""
+import re
 from math_verify import parse, verify
 
-def readings(answer):
-    return [answer] if "$" in answer or "\\boxed" in answer else [answer, "$" + answer + "$"]
+def latex(text):
+    return text if re.search(r"(?<!\\)\$|\\boxed", text) else "$" + text + "$"
 
 def correct(gold, answer):
-    for reading in readings(answer):
+    for reading in dict.fromkeys([answer, latex(answer)]):
         try:
             if verify(gold, parse(reading)):
                 return True
@@ -43,7 +44,7 @@ def correct(gold, answer):
     return False
 
 def f(reference, answers):
-    gold = parse(reference if "\\boxed" in reference else "$" + reference + "$")
+    gold = parse(latex(reference))
     return [bool(gold) and correct(gold, answer) for answer in answers]
 """
 """Runs in the sandbox: `f(reference, answers)` -> one bool per answer."""
@@ -72,8 +73,8 @@ def load(name: str, rows: list[dict[str, Any]], source: str) -> Benchmark:
 
 
 def _reference(row: dict[str, Any]) -> str:
-    """The reference answer as text: OlympiadBench's list joined (its `$` dropped), AMC's 27.0 as
-    27, else the worked solution when it has a `\\boxed{}`."""
+    """The reference answer as text: OlympiadBench's list joined, AMC's 27.0 as 27, else the worked
+    solution when it has a `\\boxed{}`."""
     try:
         answer = field_of(row, _ANSWER, "answer")
     except KeyError:
@@ -81,7 +82,7 @@ def _reference(row: dict[str, Any]) -> str:
         if not isinstance(answer, str) or "\\boxed" not in answer:
             raise KeyError(f"no answer field ({' / '.join(_ANSWER)}) nor a solution with \\boxed{{}}") from None
     if isinstance(answer, list):
-        answer = ", ".join(str(part).strip().strip("$").strip() for part in answer)
+        answer = ", ".join(str(part) for part in answer)
     elif isinstance(answer, float) and answer.is_integer():
         answer = int(answer)
     if not isinstance(answer, str | int | float) or not str(answer).strip():
