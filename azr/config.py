@@ -165,11 +165,13 @@ class EvalConfig:
     """Evaluate before step 1 and every this many steps; 0: never."""
     bench: str = ""
     """Comma-separated reasoning benchmarks, as for `azr eval --bench`: `heldout` (the embedded
-    model's held-out set, the default when empty), `cruxeval=FILE` (or cruxeval-o, cruxeval-i;
-    AZR validates on CRUXEval-I/O), or a tasks file in the seed format."""
+    model's held-out set, the default when empty) or a tasks file in the seed format (at most one
+    of these two: they log as eval/<type>/pass@1), and `cruxeval=FILE` (or cruxeval-o, cruxeval-i;
+    AZR validates on CRUXEval-I/O), logged as eval/cruxeval/<type>/pass@1."""
     task_types: list[str] = field(default_factory=lambda: [t.value for t in TaskType])
     limit: int = 200
-    """At most this many rows of each kind (triplets, induction)."""
+    """At most this many rows of each benchmark (of each kind, triplets and induction, in a seed
+    file); a CRUXEval row is asked both ways under `cruxeval`."""
     max_new_tokens: int = 128
     """Longest answer (an induction answer is a whole program: up to ~100 tokens here)."""
 

@@ -87,8 +87,6 @@ def parse(template: Template | None, benchmark: Benchmark, completions: Sequence
 
 
 def _parse(template: Template | None, problem: Any, text: str) -> Any:
-    if not isinstance(text, str):
-        return FormatError("the completion is not text")
     if isinstance(problem, ReasoningProblem):
         task_type = problem.task.task_type
         if template is not None:

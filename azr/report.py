@@ -37,6 +37,12 @@ def summary(rows: Sequence[Mapping[str, Any]], window: int = 10) -> str:
         heldout = _first_last(evals, f"eval/{task_type}/pass@1", 1)
         if valid or solved or heldout:
             lines.append(f"{task_type:<10} {valid:>16} {solved:>16} {heldout:>16}")
+    benches = sorted({m["bench"] for r in evals for key in r if (m := _EVAL.match(key)) and m["bench"]})
+    for bench in benches:  # named validation benchmarks: eval/<bench>/<type>/pass@1
+        for task_type in TYPES:
+            scores = _first_last(evals, f"eval/{bench}/{task_type}/pass@1", 1)
+            if scores:
+                lines.append(f"{task_type:<10} {'':>16} {'':>16} {scores:>16}  ({bench})")
     seconds = [r["time/step"] for r in steps if "time/step" in r]
     sizes = ", ".join(f"{t} {steps[-1][f'store/{t}/size']}" for t in TYPES if f"store/{t}/size" in steps[-1])
     if seconds:
@@ -208,7 +214,7 @@ def pick_samples(path: Path, per_group: int, max_steps: int) -> tuple[list[tuple
             kept[group[0]].append(row)
     roles = {"propose": 0, "solve": 1}
     for rows in kept.values():
-        rows.sort(key=lambda r: (roles.get(r.get("role"), 2), _rank(r.get("task_type"))))
+        rows.sort(key=lambda r: (roles.get(str(r.get("role")), 2), _rank(r.get("task_type"))))
     return [(step, rows) for step, rows in kept.items() if rows], len(steps)
 
 

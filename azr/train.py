@@ -231,12 +231,17 @@ def seed_buffers(play: SelfPlay, say: Any, stop: Any = None) -> None:
 
 def _eval_benches(config: Config) -> list[tuple[str, Path | None]]:
     """eval.bench as (name, file) pairs, checked before the model loads."""
+    import importlib.util
+
+    from azr.base import heldout_path
     from azr.benchmarks import SPECS, BenchmarkError, parse_benchmarks
 
     try:
         benches = parse_benchmarks(config.eval.bench or "heldout")
     except BenchmarkError as error:
         raise ConfigError(f"eval.bench: {error}") from None
+    if sum(name in ("heldout", "file") for name, _ in benches) > 1:
+        raise ConfigError("eval.bench: at most one of heldout and seed files (each logs as eval/<type>/pass@1)")
     for name, path in benches:
         if name != "file" and SPECS[name].kind != "reasoning":
             raise ConfigError(
@@ -244,6 +249,10 @@ def _eval_benches(config: Config) -> list[tuple[str, Path | None]]:
             )
         if path is not None and not path.is_file():
             raise ConfigError(f"eval.bench: no file {path}")
+        if name == "heldout" and path is None and heldout_path() is None:
+            raise ConfigError("eval.bench: the embedded held-out set is not installed; give heldout=FILE")
+        if name not in ("heldout", "file") and path is None and importlib.util.find_spec("datasets") is None:
+            raise ConfigError(f"eval.bench: give {name}=FILE (or pip install datasets to fetch it from the hub)")
     return benches
 
 

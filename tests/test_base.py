@@ -138,7 +138,7 @@ def test_the_embedded_model_loads_through_from_pretrained():
         (["eval", "--out", "/tmp/x.json", "--task-types", "trivia"], "--task-types"),
         (
             ["eval", "--out", "/tmp/x.json", "--bench", "/nonexistent.jsonl", "--model", "tiny-random"],
-            "unknown benchmark '/nonexistent.jsonl'",
+            "no file /nonexistent.jsonl",
         ),
         (["eval", "--out", "/tmp/x.json", "--samples", "4"], "several --samples need a --temperature"),
         (["eval", "--out", "/tmp/x.json", "--k", "1,5"], "each k must be between 1 and --samples (1)"),

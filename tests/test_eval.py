@@ -31,7 +31,8 @@ def test_the_embedded_model_on_every_local_benchmark(tmp_path, capsys):
         "--max-new-tokens", "16",
     )  # fmt: skip
     assert result["model"] == "embedded" and result["template"] == "compact" and result["seed"] == 0
-    assert result["sampling"] == {"samples": 1, "k": [1], "temperature": 0.0, "max_new_tokens": 16}
+    tokens = {"heldout": 16, "cruxeval": 16, "humaneval": 16}
+    assert result["sampling"] == {"samples": 1, "k": [1], "temperature": 0.0, "max_new_tokens": tokens}
     benchmarks = result["benchmarks"]
     assert {name: set(b["results"]) for name, b in benchmarks.items()} == {
         "heldout": {"deduction", "abduction", "induction"},
@@ -101,15 +102,49 @@ def test_humaneval_canonical_solutions_score_1_as_completions(tmp_path):
         ([], [], "no completions"),
         (['{"task_id": "nope", "completion": "x"}'], [], "no task_id of the completions is in humaneval"),
         (['{"task_id": "HumanEval/0", "completion": "x"}'], ["--k", "1,2"], "has only 1 completions"),
-        (['{"task_id": "HumanEval/0", "completion": "x"}'], ["--bench", "humaneval,humaneval"], "one --bench"),
+        (['{"task_id": "HumanEval/0", "completion": "x"}'], ["--bench", "humaneval,heldout"], "one --bench"),
         (['{"task_id": "HumanEval/0", "completion": "x"}'], ["--bench", "gsm8k"], "unknown benchmark 'gsm8k'"),
+        (["5"], [], 'line 1: expected {"task_id", "completion"} (5)'),
+        (
+            ['{"task_id": "sample_0", "completion": "1"}'],
+            ["--bench", f"cruxeval={CRUXEVAL / 'cruxeval.jsonl'}"],
+            "score one direction at a time",
+        ),
         (['{"task_id": "HumanEval/0", "completion": "x"}'], ["--bench", "mbpp-plus=/nonexistent"], "cannot read"),
     ],
 )
 def test_bad_completions_are_one_line_and_exit_2(tmp_path, capsys, lines, args, message):
     completions = tmp_path / "c.jsonl"
     completions.write_text("".join(line + "\n" for line in lines))
+    if "cruxeval=" in " ".join(args) and not CRUXEVAL.exists():
+        pytest.skip(f"CRUXEval data not found at {CRUXEVAL}")
     args = args if "--bench" in args else ["--bench", "humaneval", *args]
     code = main(["eval", "--out", str(tmp_path / "r.json"), "--completions", str(completions), *args])
     error = capsys.readouterr().err
     assert code == 2 and message in error and len(error.strip().splitlines()) == 1, error
+
+
+def test_a_completions_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    completions = tmp_path / "c.jsonl"
+    completions.write_bytes(b'{"task_id": "HumanEval/0", "completion": "\xff"}\n')
+    code = main(["eval", "--out", str(tmp_path / "r.json"), "--bench", "humaneval", "--completions", str(completions)])
+    error = capsys.readouterr().err
+    assert code == 2 and "not UTF-8" in error and len(error.strip().splitlines()) == 1, error
+
+
+@pytest.mark.parametrize(
+    ("bench", "message"),
+    [("heldout,heldout", "heldout named twice"), ("/nonexistent/tasks.jsonl", "no file /nonexistent/tasks.jsonl")],
+)
+def test_bad_benchmark_lists_are_one_line(tmp_path, capsys, bench, message):
+    assert main(["eval", "--out", str(tmp_path / "r.json"), "--bench", bench]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1, error
+
+
+def test_a_corrupt_gzip_benchmark_is_one_line(tmp_path, capsys):
+    corrupt = tmp_path / "HumanEval.jsonl.gz"
+    corrupt.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    assert main(["eval", "--out", str(tmp_path / "r.json"), "--bench", f"humaneval={corrupt}"]) == 2
+    error = capsys.readouterr().err
+    assert "cannot read" in error and len(error.strip().splitlines()) == 1, error

@@ -27,6 +27,8 @@ def test_summary_by_hand():
     assert len(lines) == 4  # no abduction or induction rows: nothing was logged for them
     assert lines[3] == "2.5 s a step; buffers: deduction 14"
     assert summary([{"step": 0, "eval/deduction/pass@1": 0.1}]) == "no steps yet"
+    rows[0]["eval/cruxeval/abduction/pass@1"], rows[-1]["eval/cruxeval/abduction/pass@1"] = 0.02, 0.05
+    assert summary(rows, window=2).splitlines()[3].split() == ["abduction", "0.02", "->", "0.05", "(cruxeval)"]
 
 
 # -- azr report: the HTML page and its plots --------------------------------------------------------

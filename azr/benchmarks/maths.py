@@ -58,6 +58,7 @@ _ID = ("unique_id", "id", "problem_id")
 
 
 def load(name: str, rows: list[dict[str, Any]], source: str) -> Benchmark:
+    scorer_paths()  # fail now, not after generating every answer, when math-verify is missing
     benchmark = Benchmark(name, "math", source, [])
     for number, row in enumerate(rows, 1):
         try:
@@ -91,26 +92,33 @@ def _reference(row: dict[str, Any]) -> str:
 
 
 def scorer_paths() -> tuple[str, ...]:
-    """The directories math-verify and its dependencies are installed in."""
+    """The site-packages directories math-verify and its dependencies are installed in (mounted
+    read-only for the scorer). Only installed packages: a checkout found through PYTHONPATH would
+    show its whole directory to the model's text."""
     paths = set()
     for package in _PACKAGES:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise BenchmarkError("math benchmarks need math-verify: pip install 'azr[eval]' (or math-verify)")
-        paths.add(str(Path(next(iter(spec.submodule_search_locations))).resolve().parent))
+        parent = Path(next(iter(spec.submodule_search_locations))).resolve().parent
+        if parent.name not in ("site-packages", "dist-packages"):
+            raise BenchmarkError(f"{package} is not installed in a site-packages directory ({parent}): pip install it")
+        paths.add(str(parent))
     return tuple(sorted(paths))
 
 
 def score(executor: Any, benchmark: Benchmark, answers: Sequence[Sequence[str | FormatError]]) -> list[list[Verdict]]:
     """The verdict on each answer (a list per problem). Uses a sandbox of its own that can import
-    math-verify, with the limits of `executor` (and at least a minute per problem: sympy is slow)."""
+    math-verify, with the limits of `executor`, and time enough for math-verify's own limits (5 s
+    to parse, 5 to verify, each answer read two ways) on every answer of a problem."""
     from azr.executor import ExecRequest, Executor
 
+    most = max((len(per_problem) for per_problem in answers), default=1)
     config = dataclasses.replace(
         executor.config,
         python_paths=scorer_paths(),
         max_input_chars=10_000_000,
-        timeout=max(executor.config.timeout, 60.0),
+        timeout=min(3600.0, max(executor.config.timeout, 30.0 + 20.0 * most)),
         memory_mb=max(executor.config.memory_mb, 2048),
     )
     texts = [[a for a in per_problem if not isinstance(a, FormatError)] for per_problem in answers]
@@ -137,6 +145,8 @@ def _booleans(result: Any, n: int) -> list[Verdict]:
         return [Verdict(False, Mistake.ERROR, f"math-verify: {result.error}")] * n
     from azr.executor import parse_value
 
-    return [
-        Verdict(True) if ok else Verdict(False, Mistake.WRONG, "not equivalent") for ok in parse_value(result.output)
-    ]
+    # Model text ran through sympy in there: trust the output's shape no more than the answers.
+    verdicts = parse_value(result.output)
+    if not (isinstance(verdicts, list) and len(verdicts) == n and all(isinstance(v, bool) for v in verdicts)):
+        return [Verdict(False, Mistake.ERROR, "math-verify: malformed verdicts")] * n
+    return [Verdict(True) if ok else Verdict(False, Mistake.WRONG, "not equivalent") for ok in verdicts]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from azr.benchmarks import Benchmark, ReasoningProblem
+from azr.benchmarks import Benchmark, BenchmarkError, ReasoningProblem
 from azr.executor import ExecRequest, NotPlainData, parse_arguments
 from azr.seeds import read_rows
 from azr.tasks import TaskType, TripletTask
@@ -35,9 +35,9 @@ def seed_file(
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
-        from azr.benchmarks import BenchmarkError
-
         raise BenchmarkError(f"{path}: not UTF-8 text (one JSON object per line)") from None
+    except OSError as error:
+        raise BenchmarkError(f"cannot read {path}: {error.strerror}") from None
     numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
     triplet_lines = [(n, line) for n, line in numbered if '"inputs"' not in line][:limit]
     induction_lines = [(n, line) for n, line in numbered if '"inputs"' in line][:limit]

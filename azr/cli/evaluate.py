@@ -42,7 +42,7 @@ def register(commands: Any) -> None:
     command.add_argument("--samples", type=int, default=1, help="answers per problem (pass@1 is their mean)")
     command.add_argument("--k", default="1", help="comma-separated k of pass@k, each <= --samples (default: 1)")
     command.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
-    command.add_argument("--max-new-tokens", type=int, default=128)
+    command.add_argument("--max-new-tokens", type=int, help="(default: 128 for reasoning tasks, 512 for code, math)")
     command.add_argument(
         "--limit", type=int, help="the first N problems of each benchmark (of each kind for seed files)"
     )
@@ -63,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
         benches = parse_benchmarks(args.bench)
     except BenchmarkError as error:
         raise UsageError(f"--bench: {error}") from None
-    external = _read_completions(args.completions, len(benches)) if args.completions else None
+    if args.completions and len(benches) != 1:
+        raise UsageError("--completions scores one benchmark: give one --bench")
+    external = _read_completions(args.completions) if args.completions else None
     results: dict[str, Any] = {}
+    model = None
     try:
         with executor_from(args) as executor:
             benchmarks = [load(name, path, executor, task_types, args.limit, args.seed) for name, path in benches]
@@ -80,27 +83,23 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     completions = _match(benchmark, external, ks)  # type: ignore[arg-type]
                     answers = parse(None, benchmark, completions)
-                label = benchmark.name
-                results[label] = report(benchmark, completions, answers, score(benchmark, answers, verifier), ks)
-                _print(label, results[label], ks)
-    except BenchmarkError as error:
+                verdicts = score(benchmark, answers, verifier)
+                results[benchmark.name] = report(benchmark, completions, answers, verdicts, ks)
+                _print(benchmark.name, results[benchmark.name], ks)
+    except (BenchmarkError, ExecutorError) as error:
         raise UsageError(str(error)) from None
-    except ExecutorError as error:
-        raise UsageError(str(error)) from None
-    sampling = {
-        "samples": args.samples,
-        "k": ks,
-        "temperature": args.temperature,
-        "max_new_tokens": args.max_new_tokens,
-    }
+    sampling: dict[str, Any] = {"k": ks}
+    if model is not None:
+        tokens = {b.name: model.max_new_tokens(b.kind) for b in benchmarks}
+        sampling |= {"samples": args.samples, "temperature": args.temperature, "max_new_tokens": tokens}
     write_result(
         Path(args.out),
         {
-            "model": args.model if external is None else None,
+            "model": args.model if model is not None else None,
             "completions": args.completions,
             "template": model.template.name if model is not None else None,
             "chat": args.chat,
-            "sampling": sampling if external is None else {"k": ks},
+            "sampling": sampling,
             "seed": args.seed,
             "benchmarks": results,
         },
@@ -115,7 +114,7 @@ def _check(args: argparse.Namespace) -> tuple[list[Any], list[int]]:
         task_types = [TaskType(name.strip()) for name in args.task_types.split(",") if name.strip()]
     except ValueError:
         raise UsageError("--task-types: choose from deduction, abduction, induction") from None
-    if args.samples < 1 or args.temperature < 0 or args.max_new_tokens < 1:
+    if args.samples < 1 or args.temperature < 0 or (args.max_new_tokens is not None and args.max_new_tokens < 1):
         raise UsageError("--samples and --max-new-tokens must be >= 1, --temperature >= 0")
     try:
         ks = sorted({int(k) for k in args.k.split(",") if k.strip()})
@@ -138,7 +137,7 @@ class _Model:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from azr.config import Config
-        from azr.generation import Sampling, TransformersGenerator
+        from azr.generation import TransformersGenerator
         from azr.policy import Policy, PolicyError
         from azr.prompts import get_template
 
@@ -154,34 +153,42 @@ class _Model:
             from azr.prompts.compact import MARKERS
 
             template = "compact" if set(MARKERS) <= set(policy.tokenizer.get_added_vocab()) else "azr"
-        self.template = get_template(template)
-        self.chat = policy.tokenizer if args.chat else None
+        if args.chat and template == "compact":
+            raise UsageError("--chat: the compact template has no chat form (it is for the embedded model)")
         if args.chat and not getattr(policy.tokenizer, "chat_template", None):
             raise UsageError(f"--chat: the tokenizer of {args.model} has no chat template")
-        self.sampling = Sampling(args.temperature, 1.0, args.max_new_tokens)
-        self.samples, self.seed = args.samples, args.seed
+        self.template = get_template(template)
+        self.chat = policy.tokenizer if args.chat else None
+        self.args = args
+
+    def max_new_tokens(self, kind: str) -> int:
+        """--max-new-tokens, else by kind: an output or an input is short, a program or a derivation not."""
+        return self.args.max_new_tokens or (128 if kind == "reasoning" else 512)
 
     def complete(self, benchmark: Any) -> list[list[str]]:
         from azr.evaluate import generate
+        from azr.generation import Sampling
 
-        return generate(self.generator, self.template, benchmark, self.samples, self.sampling, self.seed, self.chat)
+        args = self.args
+        sampling = Sampling(args.temperature, 1.0, self.max_new_tokens(benchmark.kind))
+        return generate(self.generator, self.template, benchmark, args.samples, sampling, args.seed, self.chat)
 
 
-def _read_completions(path: str, benches: int) -> dict[str, list[str]]:
+def _read_completions(path: str) -> dict[str, list[str]]:
     """task_id -> its completions, in file order (`completion`, or EvalPlus's `solution`)."""
-    if benches != 1:
-        raise UsageError("--completions scores one benchmark: give one --bench")
     from azr.cli import json_lines, open_input
 
     found: dict[str, list[str]] = {}
     with open_input(path) as lines:
-        for number, row, problem in json_lines(lines):
-            text = row.get("completion", row.get("solution")) if isinstance(row, dict) else None
-            if problem or "task_id" not in row or not isinstance(text, str):
-                raise UsageError(
-                    f'{path}: line {number}: expected {{"task_id", "completion"}} ({problem or row!s:.80})'
-                )
-            found.setdefault(str(row["task_id"]), []).append(text)
+        try:
+            for number, row, problem in json_lines(lines):
+                text = row.get("completion", row.get("solution")) if isinstance(row, dict) else None
+                if problem or not isinstance(text, str) or "task_id" not in row:
+                    shown = problem or str(row)[:80]
+                    raise UsageError(f'{path}: line {number}: expected {{"task_id", "completion"}} ({shown})')
+                found.setdefault(str(row["task_id"]), []).append(text)
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}: not UTF-8 text (one JSON object per line)") from None
     if not found:
         raise UsageError(f"{path}: no completions")
     return found
@@ -189,6 +196,12 @@ def _read_completions(path: str, benches: int) -> dict[str, list[str]]:
 
 def _match(benchmark: Any, external: dict[str, list[str]], ks: list[int]) -> list[list[str]]:
     """The completions of each problem; problems without any are dropped (and counted)."""
+    ids = [problem.task_id for problem in benchmark.problems]
+    if len(set(ids)) < len(ids):  # a triplet asked both ways: one answer cannot serve both
+        raise UsageError(
+            f"{benchmark.name} asks some tasks more than one way: score one direction at a time "
+            "(cruxeval-o, cruxeval-i; one --task-types for seed files)"
+        )
     kept, completions = [], []
     for problem in benchmark.problems:
         texts = external.get(problem.task_id)

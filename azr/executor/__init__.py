@@ -75,6 +75,8 @@ unless marked):
 | forged results (fake lines on stdout or any fd) | a separate result pipe, see below |
 | sys.exit, os._exit, segfault, recursion, stdin reads | `error`, the worker carries on |
 | non-plain, huge or deep outputs | exact-type serializer with size and depth limits -> `invalid_output` |
+| tests that exit early, forge a pass, fork, connect, flood (test requests) | as for programs: `error` [test requests] |
+| writing into `python_paths`, or importing from them unasked | read-only bind, off sys.path by default [bwrap only] |
 
 Results: stdout is a separate pipe, so lines printed there are only output. The result channel
 must carry exactly one well-formed message, with a canonical output, from a child that then exits
@@ -90,8 +92,10 @@ a test request cannot promise is a verdict against a program built to fake one: 
 its interpreter, so an object equal to everything or patched builtins pass them. It scores
 benchmarks; it is not a reward to train a policy against.
 
-`python_paths` (ExecutorConfig) lets programs import from extra directories, mounted read-only:
-the math scorer uses it to run math-verify, which parses with sympy's `eval`, inside the sandbox.
+`python_paths` (ExecutorConfig) lets programs import from extra directories, mounted read-only
+(layer 3 shows nothing else of the host) and appended to sys.path; empty by default, and self-play
+never sets it. The math scorer uses it to run math-verify, which parses with sympy's `eval`, inside
+the sandbox, with only site-packages directories (azr.benchmarks.maths.scorer_paths).
 
 Isolation `none` keeps layers 1, 2, 4 and 5 but not 3. It is allowed only as root, where the
 children drop to nobody: without the mount namespace they can still read world-readable files.

@@ -136,7 +136,8 @@ def bwrap_launch(bwrap: str, hash_seed: int, settings: dict) -> WorkerLaunch:
 
 
 def _python_dirs(python: str) -> set[str]:
-    """Directories outside /usr that the interpreter and its standard library live in."""
+    """Directories that the interpreter and its standard library live in (`_outermost` drops those
+    already visible under /usr)."""
     dirs = {os.path.realpath(sys.base_prefix), os.path.dirname(os.path.dirname(python))}
     return {d for d in dirs if Path(d).is_dir()}
 
