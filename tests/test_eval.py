@@ -7,6 +7,7 @@ and pass@5 must equal theirs on the same tasks.
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 from conftest import SHARED
@@ -148,3 +149,19 @@ def test_a_corrupt_gzip_benchmark_is_one_line(tmp_path, capsys):
     assert main(["eval", "--out", str(tmp_path / "r.json"), "--bench", f"humaneval={corrupt}"]) == 2
     error = capsys.readouterr().err
     assert "cannot read" in error and len(error.strip().splitlines()) == 1, error
+
+
+def test_the_embedded_model_on_code_and_math_fixtures(tmp_path):
+    """Generation for every kind of problem (a math answer, a stdin program, a function), scored in
+    the sandbox: the tiny model's garbage gets verdicts, never a crash."""
+    fixtures = Path(__file__).parent / "fixtures" / "benchmarks"
+    benches = f"math500={fixtures / 'math500.jsonl'},livecodebench={fixtures / 'livecodebench.jsonl'}"
+    result = azr_eval(tmp_path, "--bench", f"{benches},mbpp-plus={fixtures / 'mbpp-plus.jsonl'}")
+    assert result["sampling"]["max_new_tokens"] == {"math500": 512, "livecodebench": 512, "mbpp-plus": 512}
+    for name, bench in result["benchmarks"].items():
+        assert set(bench["results"]) == {name} and bench["results"][name]["n"] == len(bench["tasks"]) > 0
+        assert all(
+            reason in ("correct", "wrong", "error", "timeout", "format")
+            for t in bench["tasks"]
+            for reason in t["reasons"]
+        )
