@@ -982,24 +982,40 @@ def test_test_requests_are_checked_before_anything_runs(executor):
 
 
 @requires_bwrap
-def test_python_paths_are_importable_only_when_asked_and_read_only():
-    maths = pytest.importorskip("azr.benchmarks.maths")
-    try:
-        paths = maths.scorer_paths()
-    except Exception as error:  # math-verify not installed in a site-packages directory
-        pytest.skip(str(error))
-    probe = (
-        "import os, sys\ndef f(path):\n    try:\n        import math_verify\n    except ImportError:\n"
-        "        imported = False\n    else:\n        imported = True\n    try:\n"
-        "        open(os.path.join(path, 'azr-probe.py'), 'w').write('x')\n        wrote = True\n"
-        "    except OSError:\n        wrote = False\n    return imported, wrote\n"
-    )
-    limits = {**TEST_LIMITS, "timeout": 10.0}
-    with Executor(ExecutorConfig(isolation="bwrap", **limits)) as plain:
-        assert plain.run(probe, repr(paths[0])).output == "(False, False)"
-    with Executor(ExecutorConfig(isolation="bwrap", python_paths=paths, **limits)) as scorer:
-        assert scorer.run(probe, repr(paths[0])).output == "(True, False)"
-    assert not os.path.exists(os.path.join(paths[0], "azr-probe.py"))
+def test_python_paths_are_importable_only_when_asked_and_read_only(tmp_path):
+    """A directory under /tmp, as a venv may be: still visible (the sandbox's /tmp is its own), and
+    only it, not its parent."""
+    library = tmp_path / "site-packages"
+    library.mkdir()
+    (library / "azr_probe_module.py").write_text("VALUE = 42\n")
+    (tmp_path / "secret.txt").write_text("not for programs")
+    probe = """
+        import os, sys
+        def f():
+            try:
+                import azr_probe_module
+                imported = azr_probe_module.VALUE
+            except ImportError:
+                imported = None
+            where = [p for p in sys.path if os.path.exists(os.path.join(p, "azr_probe_module.py"))]
+            outcomes = []
+            targets = [os.path.join(p, name) for p in where for name in ("new.py", os.path.join("..", "secret.txt"))]
+            for target in targets:
+                try:
+                    open(target, "a").write("x")
+                    outcomes.append("wrote")
+                except OSError as error:
+                    outcomes.append(type(error).__name__)
+            return imported, outcomes
+    """
+    with Executor(ExecutorConfig(isolation="bwrap", **TEST_LIMITS)) as plain:
+        assert run(plain, probe).output == "(None, [])"
+    with Executor(ExecutorConfig(isolation="bwrap", python_paths=(str(library),), **TEST_LIMITS)) as scorer:
+        imported, outcomes = parse_value(run(scorer, probe).output)
+    assert imported == 42
+    assert outcomes[0] != "wrote" and outcomes[1] != "wrote"  # read-only, and the parent is not there
+    assert sorted(p.name for p in library.iterdir()) == ["azr_probe_module.py"]
+    assert (tmp_path / "secret.txt").read_text() == "not for programs"
 
 
 def test_python_paths_must_be_existing_absolute_directories():

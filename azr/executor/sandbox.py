@@ -16,6 +16,8 @@ NOBODY = 65534
 """The uid and gid a child drops to when the worker runs as root (RLIMIT_NPROC is void for root)."""
 
 SANDBOX_PACKAGE_ROOT = "/opt/azr"
+SANDBOX_PYTHON_PATHS = "/azr-python-paths"
+"""Where ExecutorConfig.python_paths appear inside bubblewrap, as /azr-python-paths/0, /1..."""
 """Where the `azr` package is mounted inside the sandbox, read-only."""
 
 TMPFS_BYTES = 64 * 2**20
@@ -117,13 +119,21 @@ def bwrap_launch(bwrap: str, hash_seed: int, settings: dict) -> WorkerLaunch:
         elif os.path.isdir(path):
             argv += ["--ro-bind", path, path]
     argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    for path in _outermost(_python_dirs(python) | set(settings["python_paths"])):
+    for path in _outermost(_python_dirs(python)):
         # bwrap would create the parents with the host's modes: /root is 0700, which nobody
         # could not traverse to reach the standard library.
         for parent in reversed(Path(path).parents[:-1]):
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", path, path]
     argv += ["--ro-bind", _package_dir(), f"{SANDBOX_PACKAGE_ROOT}/azr"]
+    # Extra import directories at fixed places of their own: a venv under /tmp would be hidden by
+    # the private /tmp, and only these directories, not their parents, are shown.
+    inside = [f"{SANDBOX_PYTHON_PATHS}/{i}" for i in range(len(settings["python_paths"]))]
+    if inside:
+        argv += ["--perms", "0755", "--dir", SANDBOX_PYTHON_PATHS]  # traversable by nobody
+    for host, mount in zip(settings["python_paths"], inside, strict=True):
+        argv += ["--ro-bind", host, mount]
+    settings = {**settings, "python_paths": inside}
     # A minimal /dev, read-only: unprivileged, its tmpfs (and /dev/shm in it) would belong to the
     # user, writable and unsized.
     argv += ["--dev", "/dev", "--remount-ro", "/dev"]
