@@ -91,7 +91,8 @@ def _append(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The steps of a run's metrics.jsonl; a line a crash cut short is skipped."""
+    from azr.report import read_metrics
+
     path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_metrics(path) if path.exists() else []
