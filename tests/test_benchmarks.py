@@ -166,7 +166,7 @@ def test_livecodebench_stdin_verdicts(sandbox):
             read + "print(sum(s) / n)\nprint(*s)\nprint()\nprint('extra')\n",
         ],
     ]
-    assert reasons(sandbox, benchmark, completions) == [
+    assert reasons(sandbox, benchmark, completions) == [  # the loop stops at the 6 s limit of case 1
         ["correct", "correct", "correct", "correct", "wrong", "wrong", "error", "timeout"],
         ["correct", "wrong", "wrong"],
     ]

@@ -108,6 +108,9 @@ class CodeProblem:
     """The program reads its input from stdin and prints its answer (LiveCodeBench)."""
     header: str = ""
     """Code the benchmark's harness runs before every program (LiveCodeBench's imports)."""
+    seconds: float = 0.0
+    """Wall-clock limit of the whole test request, when it needs more than the executor's (a
+    LiveCodeBench problem: its limit per case, times its cases)."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ Rows are read in each benchmark's published format:
   lines, every stripped line equals the expected one or holds the same numbers (as Decimals); a
   LeetCode ("functional") problem calls `Solution().<func_name>` (or a top-level `<func_name>`) with
   one JSON argument per input line and compares with the JSON output, a tuple counting as a list.
-  Programs start with the imports the harness gives them (LCB_HEADER).
+  Programs start with the imports the harness gives them (LCB_HEADER), and each case has its
+  harness's time limit (LCB_CASE_SECONDS), the request as a whole one per case.
 
 The tests run with the standard library only. numpy, which the EvalPlus tests import for their
 float comparisons, is replaced there by a stand-in with what they use (NUMPY).
@@ -33,6 +34,7 @@ import ast
 import base64
 import binascii
 import builtins
+import dataclasses
 import io
 import json
 import pickle
@@ -148,7 +150,10 @@ def livecodebench(name: str, rows: list[dict[str, Any]], source: str) -> Benchma
             else:
                 tests, entry = _stdin_tests(cases), ""
             task_id = str(field_of(row, ["question_id", "task_id"], "id"))
-            benchmark.problems.append(CodeProblem(task_id, prompt, tests, entry, stdin=not entry, header=LCB_HEADER))
+            seconds = min(3600.0, LCB_CASE_SECONDS * len(cases) + 5.0)
+            benchmark.problems.append(
+                CodeProblem(task_id, prompt, tests, entry, stdin=not entry, header=LCB_HEADER, seconds=seconds)
+            )
         except (binascii.Error, zlib.error, EOFError, pickle.UnpicklingError):
             benchmark.skip("unreadable private_test_cases (neither JSON nor a compressed pickle of JSON text)")
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
@@ -200,11 +205,13 @@ _program = compile(_PROGRAM, "<program>", "exec")
 for _number, (_stdin, _expected) in enumerate(_CASES, 1):
     sys.stdin = io.TextIOWrapper(io.BytesIO(_stdin.encode()), encoding="utf-8")
     sys.stdout = _printed = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    signal.setitimer(signal.ITIMER_REAL, _CASE_SECONDS)
     try:
         exec(_program, {"__name__": "__main__"})
     except SystemExit:
         pass  # ending with sys.exit() once the answer is printed is fine
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         sys.stdout = sys.__stdout__
     _text = _printed.buffer.getvalue().decode(errors="replace")
     _got, _want = _lines(_text), _lines(_expected)
@@ -214,19 +221,36 @@ for _number, (_stdin, _expected) in enumerate(_CASES, 1):
 """
 
 
+LCB_CASE_SECONDS = 6.0
+"""LiveCodeBench's time limit per test case; a problem's whole request gets one per case."""
+
+_CASE_LIMIT = f"""
+import signal
+_CASE_SECONDS = {LCB_CASE_SECONDS!r}
+def _case_over(*_):
+    raise TimeoutError(f"a test case ran over {{_CASE_SECONDS:g}} s")
+signal.signal(signal.SIGALRM, _case_over)
+"""
+"""Per-case limits, as LiveCodeBench times each case: `signal.setitimer` before a case, off after."""
+
+
 def _stdin_tests(cases: Sequence[dict[str, str]]) -> str:
     """Tests that run the program (given as `_PROGRAM`, bound when scored) once per case."""
-    return f"_CASES = {[(c['input'], c['output']) for c in cases]!r}\n{_STDIN}"
+    return f"_CASES = {[(c['input'], c['output']) for c in cases]!r}\n{_CASE_LIMIT}{_STDIN}"
 
 
 def _functional_tests(func_name: str, cases: Sequence[dict[str, str]]) -> str:
     pairs = [(c["input"], c["output"]) for c in cases]
     return (
-        "import json\n"
+        f"import json\n{_CASE_LIMIT}"
         f"_method = getattr(Solution(), {func_name!r}) if 'Solution' in globals() else globals()[{func_name!r}]\n"
         f"for _number, (_input, _expected) in enumerate({pairs!r}, 1):\n"
         "    _arguments = [json.loads(line) for line in _input.split('\\n') if line.strip()]\n"
-        "    _got = _method(*_arguments)\n"
+        "    signal.setitimer(signal.ITIMER_REAL, _CASE_SECONDS)\n"
+        "    try:\n"
+        "        _got = _method(*_arguments)\n"
+        "    finally:\n"
+        "        signal.setitimer(signal.ITIMER_REAL, 0)\n"
         "    _got = list(_got) if isinstance(_got, tuple) else _got\n"
         "    assert _got == json.loads(_expected), f'case {_number}: expected {_expected[:200]}, got {_got!r:.200}'\n"
     )
@@ -261,7 +285,14 @@ def score(executor: Any, benchmark: Benchmark, programs: Sequence[Sequence[str |
             verdicts[i][j] = Verdict(False, Mistake.FORMAT, program.reason)
         else:
             pending.append((i, j, request(benchmark.problems[i], program)))
-    results = executor.run_batch([request for _, _, request in pending])
+    needed = max((p.seconds for p in benchmark.problems), default=0.0)
+    if needed > executor.config.timeout:  # per-case limits inside; the whole request needs longer
+        from azr.executor import Executor
+
+        with Executor(dataclasses.replace(executor.config, timeout=needed)) as patient:
+            results = patient.run_batch([request for _, _, request in pending])
+    else:
+        results = executor.run_batch([request for _, _, request in pending])
     for (i, j, _), result in zip(pending, results, strict=True):
         verdicts[i][j] = _verdict(result)
     return verdicts  # type: ignore[return-value]
@@ -271,6 +302,8 @@ def _verdict(result: Any) -> Verdict:
     if result.ok:
         return Verdict(True)
     if result.status is ExecStatus.ERROR:
+        if result.error.startswith("TimeoutError: a test case ran over"):
+            return Verdict(False, Mistake.TIMEOUT, result.error)
         wrong = result.error.startswith("AssertionError")
         return Verdict(False, Mistake.WRONG if wrong else Mistake.ERROR, result.error)
     mistake = {ExecStatus.TIMEOUT: Mistake.TIMEOUT, ExecStatus.MEMORY: Mistake.MEMORY}.get(result.status, Mistake.ERROR)
