@@ -259,6 +259,21 @@ def test_gzipped_jsonl_and_json_lists_read_alike(sandbox, tmp_path):
 # -- math ----------------------------------------------------------------------------------------
 
 
+def test_livecodebench_errors_name_the_programs_own_line(sandbox):
+    """The harness's imports run before the program but are not spliced into it."""
+    benchmark = fixture("livecodebench", "livecodebench.jsonl", sandbox)
+    benchmark.problems = [benchmark.problems[0], benchmark.problems[2]]
+    failing = [
+        ["x = 1\ny = 2\nraise ValueError('boom')\n"],
+        ["class Solution:\n    def maxPairSum(self, nums, k):\n        return 1 / 0\n"],
+    ]
+    verdicts = code.score(sandbox, benchmark, failing)
+    assert [row[0].detail for row in verdicts] == [
+        "ValueError: boom (line 3)",
+        "ZeroDivisionError: division by zero (line 3)",
+    ]
+
+
 @pytest.fixture(scope="module")
 def math_sandbox(sandbox):
     """The default sandbox, once it has shown it can import math-verify: bubblewrap mounts its

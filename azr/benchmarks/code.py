@@ -207,7 +207,9 @@ for _number, (_stdin, _expected) in enumerate(_CASES, 1):
     sys.stdout = _printed = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
     signal.setitimer(signal.ITIMER_REAL, _CASE_SECONDS)
     try:
-        exec(_program, {"__name__": "__main__"})
+        _scope = {"__name__": "__main__"}
+        exec(_HEADER, _scope)
+        exec(_program, _scope)
     except SystemExit:
         pass  # ending with sys.exit() once the answer is printed is fine
     finally:
@@ -265,9 +267,12 @@ def program_of(problem: CodeProblem, completion: str) -> str:
 
 
 def request(problem: CodeProblem, program: str) -> TestRequest:
-    program = problem.header + program
+    """The test request for one program. A header runs before the program but is not spliced into
+    its text, so an error's line number is the program's own."""
     if problem.stdin:  # the program reads stdin at the top level: the tests run it, once per case
-        return TestRequest("", f"_PROGRAM = {program!r}\n{problem.tests}")
+        return TestRequest("", f"_HEADER = {problem.header!r}\n_PROGRAM = {program!r}\n{problem.tests}")
+    if problem.header:
+        return TestRequest(problem.header, f"exec(compile({program!r}, '<program>', 'exec'))\n{problem.tests}")
     return TestRequest(program, problem.tests)
 
 
