@@ -122,6 +122,19 @@ def score(benchmark: Benchmark, answers: Sequence[Sequence[Any]], verifier: Veri
     return [[next(verdicts) for _ in per_problem] for per_problem in answers]
 
 
+def judge(
+    benchmark: Benchmark,
+    completions: Sequence[Sequence[str]],
+    template: Template | None,
+    verifier: Verifier,
+    ks: Sequence[int],
+) -> dict[str, Any]:
+    """Steps 2 and 3 on a benchmark's completions (read by `template`; None: external ones), and
+    their report."""
+    answers = parse(template, benchmark, completions)
+    return report(benchmark, completions, answers, score(benchmark, answers, verifier), ks)
+
+
 def report(
     benchmark: Benchmark,
     completions: Sequence[Sequence[str]],
@@ -188,9 +201,7 @@ def evaluate(
     if max(ks) > samples:
         raise ValueError(f"pass@{max(ks)} needs at least {max(ks)} samples per task, not {samples}")
     benchmark = Benchmark("tasks", "reasoning", "", [ReasoningProblem(str(i), t) for i, t in enumerate(tasks)])
-    completions = generate(generator, template, benchmark, samples, sampling, seed)
-    answers = parse(template, benchmark, completions)
-    return report(benchmark, completions, answers, score(benchmark, answers, verifier), ks)
+    return judge(benchmark, generate(generator, template, benchmark, samples, sampling, seed), template, verifier, ks)
 
 
 def write_result(path: Path, result: dict[str, Any]) -> None:

@@ -281,15 +281,14 @@ class _Evaluator:
         self.sampling = Sampling(0.0, 1.0, config.max_new_tokens, play.template.stop)
 
     def __call__(self) -> dict[str, float]:
-        from azr.evaluate import generate, parse, report, score
+        from azr.evaluate import generate, judge
 
         started = time.perf_counter()
         metrics = {}
         play = self.play
         for prefix, benchmark in self.benchmarks:
             completions = generate(play.generator, play.template, benchmark, 1, self.sampling, 0, play.chat)
-            answers = parse(play.template, benchmark, completions)
-            result = report(benchmark, completions, answers, score(benchmark, answers, play.verifier), [1])
+            result = judge(benchmark, completions, play.template, play.verifier, [1])
             metrics.update({f"{prefix}{name}/pass@1": numbers["pass@1"] for name, numbers in result["results"].items()})
         metrics["time/eval"] = time.perf_counter() - started
         return metrics

@@ -54,7 +54,7 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from azr.benchmarks import BenchmarkError, load, parse_benchmarks
-    from azr.evaluate import parse, report, score, write_result
+    from azr.evaluate import judge, write_result
     from azr.executor import ExecutorError
     from azr.verify import Verifier
 
@@ -78,13 +78,10 @@ def run(args: argparse.Namespace) -> int:
             verifier = Verifier(executor)
             for benchmark in benchmarks:
                 if model is not None:
-                    completions = model.complete(benchmark)
-                    answers = parse(model.template, benchmark, completions)
+                    completions, template = model.complete(benchmark), model.template
                 else:
-                    completions = _match(benchmark, external, ks)  # type: ignore[arg-type]
-                    answers = parse(None, benchmark, completions)
-                verdicts = score(benchmark, answers, verifier)
-                results[benchmark.name] = report(benchmark, completions, answers, verdicts, ks)
+                    completions, template = _match(benchmark, external, ks), None  # type: ignore[arg-type]
+                results[benchmark.name] = judge(benchmark, completions, template, verifier, ks)
                 _print(benchmark.name, results[benchmark.name], ks)
     except (BenchmarkError, ExecutorError) as error:
         raise UsageError(str(error)) from None

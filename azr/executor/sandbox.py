@@ -16,9 +16,9 @@ NOBODY = 65534
 """The uid and gid a child drops to when the worker runs as root (RLIMIT_NPROC is void for root)."""
 
 SANDBOX_PACKAGE_ROOT = "/opt/azr"
+"""Where the `azr` package is mounted inside the sandbox, read-only."""
 SANDBOX_PYTHON_PATHS = "/azr-python-paths"
 """Where ExecutorConfig.python_paths appear inside bubblewrap, as /azr-python-paths/0, /1..."""
-"""Where the `azr` package is mounted inside the sandbox, read-only."""
 
 TMPFS_BYTES = 64 * 2**20
 """Size of the sandbox's private /tmp, where a program's private directory lives."""
