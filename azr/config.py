@@ -18,7 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from azr.advantages import STATS
-from azr.executor.pool import ISOLATIONS
+from azr.executor.config import ISOLATIONS
 from azr.prompts import TEMPLATES
 from azr.reward import SHAPINGS
 from azr.tasks import TaskType
@@ -116,6 +116,13 @@ class SelfPlayConfig:
     """Tasks kept per buffer; past it the oldest are evicted. 0: no cap."""
     hash_seeds: list[int] = field(default_factory=lambda: [0, 1])
     """PYTHONHASHSEED of the two runs of the determinism check."""
+    clock_offset: float = 41_234_567.25
+    """Seconds every clock of the determinism check's second run is ahead (libfaketime): about
+    477 days, so year, month, day, weekday, hour, minute and second all differ. 0: off."""
+    runtime_policy: bool = True
+    """Run proposed programs and solvers' programs under the sandbox's run-time policy: one that
+    reaches a file, a process, the clock or a banned module by a route the static filter misses is
+    `banned` (azr.executor.policy)."""
     equality: str = "strict"
     """How answers are compared: `strict` (1, 1.0, True differ) or `python` (==)."""
 

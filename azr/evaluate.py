@@ -21,8 +21,9 @@ from typing import Any
 
 from azr.benchmarks import Benchmark, CodeProblem, MathProblem, ReasoningProblem
 from azr.generation import Generator, Sampling
+from azr.guard import guarded
 from azr.prompts import Template
-from azr.tasks import Answer, FormatError, Task, TaskType, Verdict
+from azr.tasks import Answer, FormatError, Stage, Task, TaskType, Verdict
 from azr.verify import Verifier
 
 
@@ -89,8 +90,8 @@ def parse(template: Template | None, benchmark: Benchmark, completions: Sequence
 def _parse(template: Template | None, problem: Any, text: str) -> Any:
     if isinstance(problem, ReasoningProblem):
         task_type = problem.task.task_type
-        if template is not None:
-            return template.parse_answer(task_type, text)
+        if template is not None:  # guarded: validation during training must not end the run
+            return guarded(Stage.PARSE_ANSWER, template.parse_answer, task_type, text)
         text = text.strip()
         if task_type is TaskType.ABDUCTION and text.startswith("f(") and text.endswith(")"):
             text = text[2:-1]  # CRUXEval-I answers are whole calls

@@ -18,6 +18,7 @@ import hashlib
 import re
 import symtable
 from dataclasses import dataclass
+from typing import Any
 
 from azr.tasks import Rejection
 
@@ -90,7 +91,15 @@ class ProgramCheck:
 
 
 def check_program(source: str, config: FilterConfig = FilterConfig()) -> ProgramCheck:
-    """Run the static filter on a program's source."""
+    """Run the static filter on a program's source. Never raises: a program that cannot be checked
+    (whatever the reason) is rejected as SYNTAX."""
+    try:
+        return _check(source, config)
+    except Exception as error:  # parse, symtable and the walk all raise on inputs nobody foresaw
+        return ProgramCheck(Rejection.SYNTAX, f"cannot be checked ({type(error).__name__})")
+
+
+def _check(source: str, config: FilterConfig) -> ProgramCheck:
     if len(source) > config.max_program_chars:
         return ProgramCheck(Rejection.SYNTAX, f"program is longer than {config.max_program_chars} characters")
     try:
@@ -107,12 +116,31 @@ def check_program(source: str, config: FilterConfig = FilterConfig()) -> Program
         return ProgramCheck(Rejection.SYNTAX, str(error) or type(error).__name__)
     if banned:
         return ProgramCheck(Rejection.BANNED, banned)
-    imports = tuple(
-        ast.get_source_segment(source, node) or ast.unparse(node)
-        for node in tree.body
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-    )
-    return ProgramCheck(None, imports=imports)
+    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return ProgramCheck(None, imports=_segments(source, imports))
+
+
+_LINE_START = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
+"""Where the tokenizer starts a line: after a line feed, or a carriage return not followed by one
+(str.splitlines also splits at form feeds, vertical tabs and more, which would shift line numbers)."""
+
+
+def _segments(source: str, nodes: list[ast.stmt]) -> tuple[str, ...]:
+    """The text of each node, as ast.get_source_segment gives it, splitting the source into lines
+    once rather than once per node. Column offsets count UTF-8 bytes."""
+    if not nodes:
+        return ()
+    lines = [line.encode("utf-8") for line in _LINE_START.split(source)]
+    segments = []
+    for node in nodes:
+        first, last = node.lineno - 1, node.end_lineno - 1  # type: ignore[operator]
+        if first == last:
+            text = lines[first][node.col_offset : node.end_col_offset]
+        else:
+            head, tail = lines[first][node.col_offset :], lines[last][: node.end_col_offset]
+            text = b"".join([head, *lines[first + 1 : last], tail])
+        segments.append(text.decode("utf-8"))
+    return tuple(segments)
 
 
 def _banned_module(name: str, modules: set[str]) -> bool:
@@ -163,10 +191,83 @@ def _builtins_used(source: str, names: set[str]) -> str:
     return ""
 
 
+_UNPARSED = "unparsed:"
+"""Starts the normal form of a source that is not parsed (every other one starts `Module(`)."""
+
+MAX_NORMALIZED_CHARS = 50_000
+"""Longest source normalised through its syntax tree (five times the longest program the filter
+accepts by default); a longer one, like one that does not parse, is its own normal form. Parsing
+takes a microsecond and a kilobyte per node, and time quadratic in the fields of one f-string."""
+
+
 def normalized(source: str) -> str:
-    """The program's syntax tree without positions or comments: two spellings of one program
-    (whitespace, comments, quote style) normalise alike."""
-    return ast.dump(ast.parse(source))
+    """The program's syntax tree without positions or comments, as ast.dump writes it: two
+    spellings of one program (whitespace, comments, quote style) normalise alike. Never raises: a
+    source that cannot be parsed, or is longer than MAX_NORMALIZED_CHARS, is its own normal form."""
+    if len(source) > MAX_NORMALIZED_CHARS:
+        return _UNPARSED + source
+    try:
+        return _dump(ast.parse(source))
+    except Exception:  # SyntaxError, ValueError, and past a nesting depth (set by the caller's stack) RecursionError
+        return _UNPARSED + source
+
+
+def _dump(tree: ast.AST) -> str:
+    """ast.dump(tree) as Python 3.10 to 3.12 write it (3.13 leaves out empty fields), without
+    recursion: ast.dump recurses at least a frame a level, so `return x+x+...+x` with 1000 terms
+    exhausts Python's stack.
+
+    The stack holds nodes and lists still to write, and text already written for them.
+    """
+    out: list[str] = []
+    todo: list[Any] = [tree]
+    while todo:
+        item = todo.pop()
+        if type(item) is str:
+            out.append(item)
+        elif isinstance(item, ast.AST):
+            todo.extend(reversed(_node_parts(item)))
+        else:
+            todo.extend(reversed(_list_parts(item)))
+    return "".join(out)
+
+
+_MISSING = object()
+
+
+def _node_parts(node: ast.AST) -> list[Any]:
+    """`Name(field=value, ...)`, leaving out the fields ast.dump leaves out (absent, or None where
+    None is the default)."""
+    parts: list[Any] = [type(node).__name__ + "("]
+    separator = ""
+    for name in node._fields:
+        value = getattr(node, name, _MISSING)
+        if value is _MISSING or (value is None and getattr(type(node), name, ...) is None):
+            continue
+        if isinstance(value, (ast.AST, list)):
+            parts += [f"{separator}{name}=", value]
+        else:
+            parts.append(f"{separator}{name}={_constant(value)}")
+        separator = ", "
+    parts.append(")")
+    return parts
+
+
+def _list_parts(values: list[Any]) -> list[Any]:
+    parts: list[Any] = ["["]
+    for i, value in enumerate(values):
+        if i:
+            parts.append(", ")
+        parts.append(value if isinstance(value, (ast.AST, list)) else _constant(value))
+    parts.append("]")
+    return parts
+
+
+def _constant(value: object) -> str:
+    try:
+        return repr(value)
+    except ValueError:  # an int over the digit limit, written in hex, which has none (ast.dump raises)
+        return hex(value)  # type: ignore[arg-type]
 
 
 def dedup_key(program: str, inputs: list[str] | tuple[str, ...]) -> str:

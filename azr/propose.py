@@ -4,7 +4,7 @@ For deduction and abduction, each proposer prompt shows K reference triplets dra
 replacement from that type's buffer, and asks for a new, different, harder one. For induction, it
 shows one program drawn from the deduction and abduction buffers and asks for N inputs and a
 message. Completions are parsed by the template; a malformed one becomes a FormatError, to be
-penalised, never an exception.
+penalised, never an exception (and a parser that raises anyway, an InternalError: azr.guard).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from azr.generation import Completion, Generator, Sampling
+from azr.guard import guarded
 from azr.prompts import Template
 from azr.store import TaskStore
-from azr.tasks import FormatError, Proposal, TaskType
+from azr.tasks import FormatError, InternalError, Proposal, Stage, TaskType
 
 TRIPLET_TYPES = (TaskType.DEDUCTION, TaskType.ABDUCTION)
 
@@ -29,7 +30,7 @@ class Proposed:
     task_type: TaskType
     prompt: str
     completion: Completion
-    proposal: Proposal | FormatError
+    proposal: Proposal | FormatError | InternalError
 
 
 def propose(
@@ -58,7 +59,8 @@ def propose(
                 shown, program = store.references(task_type, references, rng), None
             jobs.append((task_type, template.render(template.propose_prompt(task_type, shown), chat), program))
     completions = generator.generate([prompt for _, prompt, _ in jobs], 1, sampling, seed)
-    return [
-        Proposed(task_type, prompt, done[0], template.parse_proposal(task_type, done[0].text, program=program))
-        for (task_type, prompt, program), done in zip(jobs, completions, strict=True)
-    ]
+    proposed = []
+    for (task_type, prompt, program), [done] in zip(jobs, completions, strict=True):
+        proposal = guarded(Stage.PARSE_PROPOSAL, template.parse_proposal, task_type, done.text, program=program)
+        proposed.append(Proposed(task_type, prompt, done, proposal))
+    return proposed

@@ -22,7 +22,8 @@ TYPES = tuple(t.value for t in TaskType)
 
 def summary(rows: Sequence[Mapping[str, Any]], window: int = 10) -> str:
     """Per task type: valid-proposal rate and solver accuracy (means of the first and last `window`
-    steps) and held-out pass@1 (first and last evaluation); then the step time and buffer sizes."""
+    steps) and held-out pass@1 (first and last evaluation); then the step time and buffer sizes, and
+    the samples that hit internal errors (bugs in azr), if any did."""
     steps = [r for r in rows if r.get("step", 0) > 0]
     if not steps:
         return "no steps yet"
@@ -47,6 +48,9 @@ def summary(rows: Sequence[Mapping[str, Any]], window: int = 10) -> str:
     sizes = ", ".join(f"{t} {steps[-1][f'store/{t}/size']}" for t in TYPES if f"store/{t}/size" in steps[-1])
     if seconds:
         lines.append(f"{sum(seconds) / len(seconds):.1f} s a step" + (f"; buffers: {sizes}" if sizes else ""))
+    errors = [r["errors/internal"] for r in steps if r.get("errors/internal")]
+    if errors:
+        lines.append(f"{sum(errors):g} samples hit internal errors (bugs in azr) in {len(errors)} steps: samples.jsonl")
     return "\n".join(lines)
 
 
@@ -119,7 +123,7 @@ def smoothing_window(steps: int) -> int:
 
 def plot_groups(rows: Sequence[Mapping[str, Any]]) -> list[PlotGroup]:
     """The report's plots, each limited to the metrics the run has: rewards and accuracies, proposals
-    (valid rate and rejection reasons), store growth and diversity, validation scores (every
+    (valid rate, rejection reasons, internal errors), store growth and diversity, validation scores (every
     eval/.../pass@k key), timings, and the policy update."""
     keys = set().union(*rows) if rows else set()
     window = smoothing_window(sum(1 for r in rows if r["step"] > 0))
@@ -146,6 +150,7 @@ def plot_groups(rows: Sequence[Mapping[str, Any]]) -> list[PlotGroup]:
             f"rejected {t} proposals (share)",
             {k: k[len(prefix) :] for k in sorted(keys) if k.startswith(prefix)},
         )
+    add("proposals", "samples that hit internal errors (bugs in azr)", {"errors/internal": "all"}, smooth=False)
     add("store", "live tasks in the store", by_type("store/{}/size"), smooth=False)
     add("store", "tasks added per step", {"store/added": "added"})
     add("store", "distinct valid programs per step", by_type("propose/{}/distinct_programs"))

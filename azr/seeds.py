@@ -51,7 +51,7 @@ def _proposal(row: Any, task_type: TaskType, number: int) -> TripletProposal | I
     imports = row.get("imports") or []
     if not (isinstance(imports, list) and all(isinstance(i, str) for i in imports)):
         return FormatError(f'line {number}: "imports" must be a list of strings')
-    missing = [i for i in imports if i.strip() and i.strip() not in program]
+    missing = _missing_imports(imports, program)
     if missing:  # the authors kept imports beside the snippet; ours live in the program
         program = "\n".join(missing) + "\n" + program
     if task_type is TaskType.INDUCTION:
@@ -64,6 +64,14 @@ def _proposal(row: Any, task_type: TaskType, number: int) -> TripletProposal | I
     if not isinstance(row.get("input"), str):
         return FormatError(f'line {number}: "input" must be a string')
     return TripletProposal(task_type, program, row["input"])
+
+
+def _missing_imports(imports: list[str], program: str) -> list[str]:
+    """The imports, each once, that are not already lines of the program (blanks aside): "import re"
+    is not in a program that imports random, though it is a substring of it."""
+    lines = {line.strip() for line in program.splitlines()}
+    missing = (i.strip() for i in imports if i.strip())
+    return [i for i in dict.fromkeys(missing) if not all(line.strip() in lines for line in i.splitlines())]
 
 
 def export_row(task: Task) -> dict[str, Any]:

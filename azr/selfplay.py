@@ -25,11 +25,16 @@ Deviations from the paper and the authors' code, and where each one lives:
   `selfplay.advantage_stats=token` weighs responses by length (as the authors' code does).
 - A buffer that is still empty (a model that cannot yet write a valid task of that type) skips
   that type's solver batch for the step instead of stopping the run.
+- No completion can end the run: each stage handles its samples one at a time under a guard
+  (azr.guard), so a bug of ours that one sample hits rejects that sample as `internal_error`
+  (rewarded as any rejected proposal or wrong answer) and the step goes on; every such sample is
+  written to samples.jsonl with its stage and exception, counted in `errors/internal`, and logged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import time
 from collections import defaultdict
@@ -42,16 +47,19 @@ import torch
 from azr.advantages import group_advantages
 from azr.config import Config
 from azr.generation import Generator, Sampling
+from azr.guard import guarded
 from azr.programs import normalized
 from azr.prompts import Template
-from azr.propose import propose
+from azr.propose import Proposed, propose
 from azr.reward import accuracy, learnability, shaped, solve_rate
 from azr.solve import Solved, solve
 from azr.store import TaskStore
-from azr.tasks import FormatError, InductionTask, Role, TaskType
+from azr.tasks import FormatError, InductionTask, InternalError, Role, Stage, TaskType, Validation
 from azr.update import Sample, Updater
 from azr.validate import Validator, rejection_counts
 from azr.verify import Verifier
+
+log = logging.getLogger("azr.selfplay")
 
 
 @dataclass
@@ -84,9 +92,28 @@ class SelfPlay:
 class StepResult:
     metrics: dict[str, float]
     samples: list[dict[str, Any]]
-    """A few proposals and answers, for samples.jsonl."""
+    """A few proposals and answers, and every sample that hit an internal error, for samples.jsonl."""
     trained: list[Sample]
     """The sequences of the update, with their rewards and advantages."""
+    internal_errors: list[InternalErrorSample]
+    """The samples whose handling raised: bugs of ours."""
+
+
+@dataclass(frozen=True)
+class InternalErrorSample:
+    """A proposal or an answer whose handling raised (azr.guard): where, what, and the text that did it."""
+
+    role: Role
+    task_type: TaskType
+    prompt: str
+    completion: str
+    error: InternalError
+
+    def row(self, step: int) -> dict[str, Any]:
+        """Its line in samples.jsonl."""
+        return {"step": step, "role": self.role.value, "task_type": self.task_type.value,
+                "prompt": self.prompt[-2000:], "completion": self.completion, "outcome": "internal_error",
+                "stage": self.error.stage.value, "detail": self.error.detail}  # fmt: skip
 
 
 def selfplay_step(play: SelfPlay, step: int) -> StepResult:
@@ -108,7 +135,8 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     # 2. VALIDATE: valid proposals become tasks in the buffers, stamped with this step
     with _timed(play, "validate"), _timed(play, "executor"):
         validations = play.validator.validate([p.proposal for p in proposed], step=step)
-    added = play.store.add([v.task for v in validations if v.task is not None])
+    stored = play.store.try_add([v.task for v in validations if v.task is not None])
+    validations = _unstored_rejected(validations, stored)
 
     # 3. LEARNABILITY: N_mc rollouts on each new task -> solve rate -> proposer reward (Eq. 4)
     new_tasks = [v.task for v in validations if v.task is not None]
@@ -158,8 +186,15 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
             update = play.updater.update(samples, seed)
 
     play.timer["step"] = time.perf_counter() - started
-    metrics = _metrics(play, proposed, validations, added, rollouts, solved, samples, update)
-    return StepResult(metrics, _examples(play, step, proposed, validations, solved), samples)
+    # the valid programs' normal forms, for distinct_programs: metrics read model text too
+    forms = [guarded(Stage.METRICS, normalized, v.task.program) if v.task else None for v in validations]
+    errors = _internal_errors(proposed, validations, forms, [*solved, *(r for task in rollouts for r in task)])
+    if errors:
+        log.error("%d samples hit internal errors (bug in azr): see samples.jsonl", len(errors))
+    metrics = _metrics(play, proposed, validations, forms, stored, rollouts, solved, samples, update)
+    metrics["errors/internal"] = len(errors)
+    examples = _examples(play, step, proposed, validations, solved) + [e.row(step) for e in errors]
+    return StepResult(metrics, examples, samples, errors)
 
 
 # -- the pieces ------------------------------------------------------------------------------------
@@ -169,6 +204,36 @@ def stage_seed(seed: int, *where: object) -> int:
     """A seed for one stage of one step (or seeding round), independent of every other's."""
     digest = hashlib.sha256(":".join(map(str, (seed, *where))).encode()).digest()
     return int.from_bytes(digest[:4], "big")
+
+
+def _unstored_rejected(validations: list[Validation], stored: list[bool | InternalError]) -> list[Validation]:
+    """The validations, with a task the store could not take (a bug of ours) rejected."""
+    outcomes = iter(stored)
+    kept = []
+    for v in validations:
+        outcome = next(outcomes) if v.task is not None else None
+        kept.append(outcome.rejection() if isinstance(outcome, InternalError) else v)
+    return kept
+
+
+def _internal_errors(
+    proposed: list[Proposed],
+    validations: list[Validation],
+    forms: list[str | InternalError | None],
+    answers: list[Solved],
+) -> list[InternalErrorSample]:
+    """The samples whose handling raised: proposals rejected as internal_error or whose program's
+    normal form raised (`forms`), and answers judged internal_error."""
+    errors = []
+    for p, v, form in zip(proposed, validations, forms, strict=True):
+        error = v.internal_error or (form if isinstance(form, InternalError) else None)
+        if error is not None:
+            errors.append(InternalErrorSample(Role.PROPOSE, p.task_type, p.prompt, p.completion.text, error))
+    for r in answers:
+        error = r.verdict.internal_error
+        if error is not None:
+            errors.append(InternalErrorSample(Role.SOLVE, r.task.task_type, r.prompt, r.completion.text, error))
+    return errors
 
 
 def _solver_reward(rollout: Solved, shaping: str) -> float:
@@ -224,21 +289,27 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _metrics(play, proposed, validations, added, rollouts, solved, samples, update) -> dict[str, float]:
+def _metrics(play, proposed, validations, forms, stored, rollouts, solved, samples, update) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for task_type in play.task_types:
         name = task_type.value
-        mine = [(p, v) for p, v in zip(proposed, validations, strict=True) if p.task_type is task_type]
+        mine = [
+            (p, v, form) for p, v, form in zip(proposed, validations, forms, strict=True) if p.task_type is task_type
+        ]
         if mine:
-            metrics[f"propose/{name}/valid_rate"] = _mean([v.valid for _, v in mine])
-            metrics[f"propose/{name}/format_error_rate"] = _mean([isinstance(p.proposal, FormatError) for p, _ in mine])
-            for reason, count in rejection_counts([v for _, v in mine]).items():
+            metrics[f"propose/{name}/valid_rate"] = _mean([v.valid for _, v, _ in mine])
+            metrics[f"propose/{name}/format_error_rate"] = _mean(
+                [isinstance(p.proposal, FormatError) for p, _, _ in mine]
+            )
+            for reason, count in rejection_counts([v for _, v, _ in mine]).items():
                 if reason != "valid":
                     metrics[f"propose/{name}/rejected/{reason}"] = count / len(mine)
-            valid_tasks = [v.task for _, v in mine if v.task is not None]
-            if valid_tasks:
-                metrics[f"propose/{name}/program_chars"] = _mean([len(t.program) for t in valid_tasks])
-                metrics[f"propose/{name}/distinct_programs"] = len({normalized(t.program) for t in valid_tasks})
+            valid = [(v.task, form) for _, v, form in mine if v.task is not None]
+            if valid:
+                metrics[f"propose/{name}/program_chars"] = _mean([len(task.program) for task, _ in valid])
+                # a program whose normal form raised (an internal error, counted) counts as its own text
+                forms_or_texts = {form if isinstance(form, str) else task.program for task, form in valid}
+                metrics[f"propose/{name}/distinct_programs"] = len(forms_or_texts)
         task_rollouts = [r for r in rollouts if r and r[0].task.task_type is task_type]
         if task_rollouts:
             rates = [solve_rate([x.verdict.correct for x in r]) for r in task_rollouts]
@@ -248,12 +319,13 @@ def _metrics(play, proposed, validations, added, rollouts, solved, samples, upda
         if answers:
             metrics[f"solve/{name}/accuracy"] = _mean([r.verdict.correct for r in answers])
             metrics[f"solve/{name}/format_error_rate"] = _mean([isinstance(r.answer, FormatError) for r in answers])
+            metrics[f"solve/{name}/internal_error"] = _mean([r.verdict.internal_error is not None for r in answers])
         for role in Role:
             rewards = [s.reward for s in samples if s.role is role and s.task_type is task_type]
             if rewards:
                 metrics[f"{role.value}/{name}/reward"] = _mean(rewards)
         metrics[f"store/{name}/size"] = play.store.count(task_type)
-    metrics["store/added"] = sum(added)
+    metrics["store/added"] = sum(outcome is True for outcome in stored)
     for key, value in update.items():
         metrics[f"update/{key}"] = value
     timer = play.timer
@@ -270,7 +342,7 @@ def _examples(play, step, proposed, validations, solved) -> list[dict[str, Any]]
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for p, v in zip(proposed, validations, strict=True):
         key = ("propose", p.task_type.value)
-        if counts[key] < keep:
+        if counts[key] < keep and v.internal_error is None:  # those have rows of their own
             counts[key] += 1
             outcome = "valid" if v.valid else v.rejection.value  # type: ignore[union-attr]
             examples.append({"step": step, "role": "propose", "task_type": p.task_type.value,
@@ -278,7 +350,7 @@ def _examples(play, step, proposed, validations, solved) -> list[dict[str, Any]]
                              "detail": v.detail})  # fmt: skip
     for r in solved:
         key = ("solve", r.task.task_type.value)
-        if counts[key] < keep:
+        if counts[key] < keep and r.verdict.internal_error is None:
             counts[key] += 1
             examples.append({"step": step, "role": "solve", "task_type": r.task.task_type.value,
                              "prompt": r.prompt[-2000:], "completion": r.completion.text,

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from azr.generation import Completion, Generator, Sampling
+from azr.guard import guarded
 from azr.prompts import Template
-from azr.tasks import Answer, FormatError, Task, Verdict
+from azr.tasks import Answer, FormatError, InternalError, Stage, Task, Verdict
 from azr.verify import Verifier
 
 
@@ -23,7 +24,8 @@ class Solved:
     task: Task
     prompt: str
     completion: Completion
-    answer: Answer | FormatError
+    answer: Answer | FormatError | InternalError
+    """InternalError: the template's parser raised on it (a bug of ours; azr.guard)."""
     verdict: Verdict
 
 
@@ -43,7 +45,7 @@ def solve(
     prompts = [template.render(template.solve_prompt(task), chat) for task in tasks]
     completions = generator.generate(prompts, n, sampling, seed)
     answers = [
-        [template.parse_answer(task.task_type, done.text) for done in rollouts]
+        [guarded(Stage.PARSE_ANSWER, template.parse_answer, task.task_type, done.text) for done in rollouts]
         for task, rollouts in zip(tasks, completions, strict=True)
     ]
     flat = [(task, answer) for task, rollouts in zip(tasks, answers, strict=True) for answer in rollouts]

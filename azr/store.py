@@ -19,6 +19,9 @@ One table, `tasks`, with a `task_type` column, and one view per task type for re
 | key | dedup hash: AST-normalised program + canonical input(s); unique per type among live tasks |
 | evicted_at | NULL while the task is in its buffer; else the step at which the cap evicted it |
 
+A task whose dedup key or row cannot be computed (a bug of ours, azr.guard) is not stored and
+does not stop the others: its key and row are computed, guarded, before the transaction.
+
 Writes are transactions in WAL mode with synchronous=FULL: a crash or SIGKILL loses nothing
 committed, and readers (the CLI, a report) never block the trainer. Every valid task is kept,
 duplicates are ignored, and past `max_tasks` per type the oldest are evicted (the reference
@@ -31,13 +34,17 @@ for good once no checkpoint can need them.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from azr.guard import guarded
 from azr.programs import dedup_key
-from azr.tasks import InductionTask, Task, TaskType, TripletTask
+from azr.tasks import InductionTask, InternalError, Stage, Task, TaskType, TripletTask
+
+log = logging.getLogger("azr.store")
 
 SCHEMA_VERSION = 1
 
@@ -103,25 +110,41 @@ class TaskStore:
 
     def add(self, tasks: Sequence[Task], meta: dict[str, str] | None = None) -> list[bool]:
         """Add tasks in one transaction; True for each that was new (False: a duplicate of a task
-        in its buffer). Past the cap, the oldest are evicted, as of the newest task's step.
-        `meta` entries are written in the same transaction (progress markers)."""
+        in its buffer, or a task that could not be stored, logged; `try_add` says which). Past the
+        cap, the oldest are evicted, as of the newest task's step. `meta` entries are written in
+        the same transaction (progress markers)."""
         added = []
+        for outcome in self.try_add(tasks, meta):
+            if isinstance(outcome, InternalError):
+                log.error("a task was not stored (bug in azr): %s: %s", outcome.stage.value, outcome.detail)
+            added.append(outcome is True)
+        return added
+
+    def try_add(self, tasks: Sequence[Task], meta: dict[str, str] | None = None) -> list[bool | InternalError]:
+        """As `add`, with an InternalError for each task whose dedup key or row raised: it is not
+        stored, and the others are."""
+        rows = [guarded(Stage.STORE, _values, task) for task in tasks]
+        storable = [task for task, row in zip(tasks, rows, strict=True) if not isinstance(row, InternalError)]
+        outcomes: list[bool | InternalError] = []
         with self._transaction():
             for key, value in (meta or {}).items():
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-            for task in tasks:
+            for row in rows:
+                if isinstance(row, InternalError):
+                    outcomes.append(row)
+                    continue
                 cursor = self._db.execute(
                     f"INSERT INTO tasks ({_COLUMNS.removeprefix('id, ')}, key) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     f"ON CONFLICT (task_type, key) WHERE {_LIVE} DO NOTHING",
-                    (*_row(task), _key(task)),
+                    row,
                 )
-                added.append(cursor.rowcount == 1)
+                outcomes.append(cursor.rowcount == 1)
             if self.max_tasks is not None:
-                for task_type in {task.task_type for task in tasks}:
-                    step = max(task.step for task in tasks if task.task_type is task_type)
+                for task_type in {task.task_type for task in storable}:
+                    step = max(task.step for task in storable if task.task_type is task_type)
                     self._evict(task_type, step)
-        return added
+        return outcomes
 
     def _evict(self, task_type: TaskType, step: int) -> None:
         excess = self.count(task_type) - self.max_tasks  # type: ignore[operator]
@@ -255,6 +278,15 @@ def _where(task_type: TaskType | None, max_step: int | None) -> tuple[str, list]
         clauses.append("step <= ? AND (evicted_at IS NULL OR evicted_at > ?)")
         params += [max_step, max_step]
     return "WHERE " + " AND ".join(clauses), params
+
+
+def _values(task: Task) -> tuple:
+    """What `try_add` inserts for a task: its row and its dedup key."""
+    values = (*_row(task), _key(task))
+    for value in values:
+        if isinstance(value, str):
+            value.encode("utf-8")  # sqlite3 binds text as UTF-8: a lone surrogate would raise in the transaction
+    return values
 
 
 def _key(task: Task) -> str:

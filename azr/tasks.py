@@ -112,6 +112,42 @@ class FormatError:
     reason: str
 
 
+class Stage(str, Enum):
+    """Where handling one sample can hit a bug of ours (azr.guard): the stage boundaries of a step."""
+
+    PARSE_PROPOSAL = "parse_proposal"
+    STATIC_CHECKS = "static_checks"
+    """The validator's checks before anything runs: filter, input literals, induction rules."""
+    SANDBOX_RESULTS = "sandbox_results"
+    """The validator reading a proposal's runs: outputs parsed, the two runs compared."""
+    BUILD_TASK = "build_task"
+    """The validator building the task (an induction task's split hashes its program)."""
+    STORE = "store"
+    """The task's dedup key and row, before the store's transaction."""
+    PARSE_ANSWER = "parse_answer"
+    PREPARE_ANSWER = "prepare_answer"
+    """The verifier before anything runs: the answer parsed, a deduction answer judged."""
+    COMPARE = "compare"
+    """The verifier comparing an answer's runs with the expected outputs."""
+    METRICS = "metrics"
+    """The step's metrics that read program text; the sample stays as it was judged."""
+
+
+@dataclass(frozen=True)
+class InternalError:
+    """Handling one sample raised where nothing should: a bug of ours, not the model's."""
+
+    stage: Stage
+    detail: str
+    """The exception's type, its message (capped) and where it was raised (file:line)."""
+
+    def rejection(self) -> Validation:
+        return Validation(None, Rejection.INTERNAL_ERROR, self.detail, self.stage)
+
+    def mistake(self) -> Verdict:
+        return Verdict(False, Mistake.INTERNAL_ERROR, self.detail, self.stage)
+
+
 class Rejection(str, Enum):
     """Why a proposal did not become a task (AZR.md section 3). A closed set: these are metrics."""
 
@@ -122,7 +158,8 @@ class Rejection(str, Enum):
     NO_F = "no_f"
     """The program has no top-level `def f`."""
     BANNED = "banned"
-    """The program imports a banned module or uses a banned name or attribute."""
+    """The program imports a banned module or uses a banned name or attribute, or reached at run time
+    for something the sandbox's policy forbids."""
     INVALID_INPUT = "invalid_input"
     """An input is not a literal argument list."""
     ERROR = "error"
@@ -138,6 +175,9 @@ class Rejection(str, Enum):
     EMPTY_MESSAGE = "empty_message"
     MESSAGE_LEAKS_PROGRAM = "message_leaks_program"
     """Induction: the message contains the program's code."""
+    INTERNAL_ERROR = "internal_error"
+    """Handling this sample raised: a bug of ours, not the model's; the sample is rejected and the
+    step goes on (azr.guard)."""
 
 
 @dataclass(frozen=True)
@@ -147,10 +187,16 @@ class Validation:
     task: Task | None
     rejection: Rejection | None
     detail: str = ""
+    stage: Stage | None = None
+    """internal_error only: the stage whose code raised."""
 
     @property
     def valid(self) -> bool:
         return self.task is not None
+
+    @property
+    def internal_error(self) -> InternalError | None:
+        return InternalError(self.stage, self.detail) if self.stage is not None else None
 
 
 class Mistake(str, Enum):
@@ -161,7 +207,8 @@ class Mistake(str, Enum):
     NOT_A_LITERAL = "not_a_literal"
     """Deduction or abduction: the answer is not a plain-data literal (argument list)."""
     BANNED = "banned"
-    """Induction: the program fails the static filter."""
+    """Induction: the program fails the static filter. Abduction or induction: the program reached,
+    at run time, for something the sandbox's policy forbids (a banned module, a file, the clock...)."""
     WRONG = "wrong"
     """A well-formed answer with the wrong value."""
     ERROR = "error"
@@ -169,6 +216,9 @@ class Mistake(str, Enum):
     TIMEOUT = "timeout"
     MEMORY = "memory"
     INVALID_OUTPUT = "invalid_output"
+    INTERNAL_ERROR = "internal_error"
+    """Handling this sample raised: a bug of ours, not the model's; the sample is rejected and the
+    step goes on (azr.guard)."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +228,12 @@ class Verdict:
     correct: bool
     mistake: Mistake | None = None
     detail: str = ""
+    stage: Stage | None = None
+    """internal_error only: the stage whose code raised."""
+
+    @property
+    def internal_error(self) -> InternalError | None:
+        return InternalError(self.stage, self.detail) if self.stage is not None else None
 
     @property
     def reason(self) -> str:

@@ -130,7 +130,12 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
     s = config.selfplay
     executor_config = ExecutorConfig(**dataclasses.asdict(config.executor))
     template = get_template(s.template, n_inputs=s.induction_inputs)
-    validation = ValidationConfig(induction_inputs=s.induction_inputs, hash_seeds=tuple(s.hash_seeds))  # type: ignore[arg-type]
+    validation = ValidationConfig(
+        induction_inputs=s.induction_inputs,
+        hash_seeds=tuple(s.hash_seeds),  # type: ignore[arg-type]
+        clock_offset=s.clock_offset,
+        policy=s.runtime_policy,
+    )
     stop = _StopOnSignal()
     try:
         with Executor(executor_config) as executor, TaskStore(run_dir / "tasks.db", s.max_tasks or None) as store:
@@ -143,7 +148,7 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
                 template,
                 store,
                 Validator(executor, validation, seed=seed),
-                Verifier(executor, s.equality, validation.filter, hash_seed=s.hash_seeds[0]),
+                Verifier(executor, s.equality, validation.filter, hash_seed=s.hash_seeds[0], policy=s.runtime_policy),
                 updater,
                 chat=policy.tokenizer if config.model.chat_template else None,
             )

@@ -11,6 +11,8 @@ inputs on which the program is deterministic, and a non-empty message that does 
 code. Its pairs are split into given and hidden by a seeded draw.
 
 Everything sandboxed runs as two batches (one per hash seed), however many proposals there are.
+Each proposal's checks, the reading of its runs and the building of its task are guarded (azr.guard):
+a bug of ours rejects that proposal as `internal_error`, and the others go on.
 """
 
 from __future__ import annotations
@@ -19,16 +21,28 @@ import hashlib
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from azr.executor import ExecRequest, ExecStatus, Executor, NotPlainData, parse_arguments, parse_value
+from azr.executor import (
+    ExecRequest,
+    ExecResult,
+    ExecStatus,
+    Executor,
+    NotPlainData,
+    Policy,
+    parse_arguments,
+    parse_value,
+)
+from azr.guard import guarded
 from azr.programs import FilterConfig, check_program, dedup_key, leaks_program
 from azr.tasks import (
     FormatError,
     InductionProposal,
     InductionTask,
+    InternalError,
     Proposal,
     Rejection,
+    Stage,
     TripletProposal,
     TripletTask,
     Validation,
@@ -40,6 +54,7 @@ _STATUS_REJECTION = {
     ExecStatus.MEMORY: Rejection.MEMORY,
     ExecStatus.INVALID_INPUT: Rejection.INVALID_INPUT,
     ExecStatus.INVALID_OUTPUT: Rejection.INVALID_OUTPUT,
+    ExecStatus.BANNED: Rejection.BANNED,
 }
 
 
@@ -55,6 +70,14 @@ class ValidationConfig:
     """An induction message repeating this many consecutive tokens of the program leaks it."""
     hash_seeds: tuple[int, int] = (0, 1)
     """PYTHONHASHSEED of the two runs of the determinism check; must differ."""
+    clock_offset: float = 41_234_567.25
+    """Seconds the second run's clocks run ahead of the first's (libfaketime): about 477 days,
+    6 h, 2 min and 47.25 s, so the year, month, day, weekday, hour, minute and second read in the
+    two runs all differ. 0 turns it off."""
+    policy: bool = True
+    """Run proposals under the run-time policy (azr.executor.policy) with `filter`'s banned
+    modules: a program that reaches for a file, a process, the clock or a banned module by a route
+    the static filter misses is rejected as `banned`."""
 
     def __post_init__(self) -> None:
         if self.induction_inputs < 2:
@@ -63,15 +86,16 @@ class ValidationConfig:
             raise ValueError("the two hash_seeds of the determinism check must differ")
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Pending:
     """A proposal that passed the static checks, waiting for its sandbox runs."""
 
     index: int
     proposal: Proposal
-    inputs: list[str]
+    inputs: tuple[str, ...]
     imports: tuple[str, ...]
-    outputs: list[str | None] = field(default_factory=list)
+    outputs: tuple[str, ...] = ()
+    """The first run's outputs, once it succeeded."""
 
 
 class Validator:
@@ -84,25 +108,28 @@ class Validator:
         """Seeds the given/hidden split of induction pairs, with the step and the task."""
 
     def validate(
-        self, proposals: Sequence[Proposal | FormatError], step: int = 0, source: str = "proposed"
+        self, proposals: Sequence[Proposal | FormatError | InternalError], step: int = 0, source: str = "proposed"
     ) -> list[Validation]:
         results: list[Validation | None] = [None] * len(proposals)
         pending: list[_Pending] = []
         for index, proposal in enumerate(proposals):
-            checked = self._static(index, proposal)
-            if isinstance(checked, Validation):
-                results[index] = checked
-            else:
+            checked = guarded(Stage.STATIC_CHECKS, self._static, index, proposal)
+            if isinstance(checked, _Pending):
                 pending.append(checked)
-        pending = self._run(pending, results, self.config.hash_seeds[0], first=True)
-        pending = self._run(pending, results, self.config.hash_seeds[1], first=False)
+            else:
+                results[index] = _rejected(checked)
+        pending = self._run(pending, results, self.config.hash_seeds[0], 0.0, first=True)
+        pending = self._run(pending, results, self.config.hash_seeds[1], self.config.clock_offset, first=False)
         for item in pending:
-            results[item.index] = Validation(self._task(item, step, source), None)
+            task = guarded(Stage.BUILD_TASK, self._task, item, step, source)
+            results[item.index] = _rejected(task) if isinstance(task, InternalError) else Validation(task, None)
         return results  # type: ignore[return-value]
 
     # -- before anything runs -------------------------------------------------------------------
 
-    def _static(self, index: int, proposal: Proposal | FormatError) -> _Pending | Validation:
+    def _static(self, index: int, proposal: Proposal | FormatError | InternalError) -> _Pending | Validation:
+        if isinstance(proposal, InternalError):  # the template's parser raised on it
+            return proposal.rejection()
         if isinstance(proposal, FormatError):
             return Validation(None, Rejection.FORMAT, proposal.reason)
         raw_inputs = [proposal.input] if isinstance(proposal, TripletProposal) else list(proposal.inputs)
@@ -131,51 +158,65 @@ class Validator:
                 return Validation(None, Rejection.EMPTY_MESSAGE)
             if leaks_program(proposal.message, proposal.program, self.config.message_leak_ngram):
                 return Validation(None, Rejection.MESSAGE_LEAKS_PROGRAM)
-        return _Pending(index, proposal, inputs, check.imports)
+        return _Pending(index, proposal, tuple(inputs), check.imports)
 
     # -- in the sandbox -------------------------------------------------------------------------
 
     def _run(
-        self, pending: list[_Pending], results: list[Validation | None], hash_seed: int, first: bool
+        self,
+        pending: list[_Pending],
+        results: list[Validation | None],
+        hash_seed: int,
+        clock_offset: float,
+        first: bool,
     ) -> list[_Pending]:
         """Run every input of every pending proposal; keep those whose runs all succeed (and, on
         the second run, agree with the first)."""
-        requests = [ExecRequest(item.proposal.program, text) for item in pending for text in item.inputs]
-        outcomes = iter(self.executor.run_batch(requests, hash_seed=hash_seed))
+        policy = Policy(self.config.filter.banned_modules) if self.config.policy else None
+        requests = [ExecRequest(item.proposal.program, text, policy) for item in pending for text in item.inputs]
+        outcomes = iter(self.executor.run_batch(requests, hash_seed=hash_seed, clock_offset=clock_offset))
         kept = []
         for item in pending:
             runs = [next(outcomes) for _ in item.inputs]
-            failed = next((run for run in runs if not run.ok), None)
-            if failed is not None:
-                detail = failed.error if first else f"second run (hash seed {hash_seed}): {failed.error}"
-                results[item.index] = Validation(None, _STATUS_REJECTION[failed.status], detail)
-            elif first and not all(_is_task_data(parse_value(run.output)) for run in runs):  # type: ignore[arg-type]
-                results[item.index] = Validation(None, Rejection.INVALID_OUTPUT, _NOT_TASK_DATA)
-            elif first:
-                item.outputs = [run.output for run in runs]
-                kept.append(item)
-            elif [run.output for run in runs] != item.outputs:
-                changed = next(i for i, run in enumerate(runs) if run.output != item.outputs[i])
-                results[item.index] = Validation(
-                    None,
-                    Rejection.NONDETERMINISTIC,
-                    f"input {item.inputs[changed]}: {item.outputs[changed]} then {runs[changed].output}",
-                )
+            checked = guarded(Stage.SANDBOX_RESULTS, self._check_runs, item, runs, hash_seed, first)
+            if isinstance(checked, _Pending):
+                kept.append(checked)
             else:
-                kept.append(item)
+                results[item.index] = _rejected(checked)
         return kept
+
+    def _check_runs(self, item: _Pending, runs: list[ExecResult], hash_seed: int, first: bool) -> _Pending | Validation:
+        """The proposal with its outputs if its runs succeeded (and, on the second run, agree with
+        the first), else why not."""
+        failed = next((run for run in runs if not run.ok), None)
+        if failed is not None:
+            detail = failed.error if first else f"second run (other hash seed and clock): {failed.error}"
+            return Validation(None, _STATUS_REJECTION[failed.status], detail)
+        outputs: tuple[str, ...] = tuple(run.output for run in runs)  # type: ignore[assignment]
+        if first:
+            limit = self.executor.config.max_output_chars  # outputs are canonical reprs within it
+            if not all(_is_task_data(parse_value(output, max_chars=limit)) for output in outputs):
+                return Validation(None, Rejection.INVALID_OUTPUT, _NOT_TASK_DATA)
+            return replace(item, outputs=outputs)
+        if outputs != item.outputs:
+            changed = next(i for i, output in enumerate(outputs) if output != item.outputs[i])
+            return Validation(
+                None,
+                Rejection.NONDETERMINISTIC,
+                f"input {item.inputs[changed]}: {item.outputs[changed]} then {outputs[changed]}",
+            )
+        return item
 
     def _task(self, item: _Pending, step: int, source: str) -> TripletTask | InductionTask:
         proposal = item.proposal
-        outputs: list[str] = item.outputs  # type: ignore[assignment]
         if isinstance(proposal, TripletProposal):
             return TripletTask(
-                proposal.task_type, proposal.program, item.inputs[0], outputs[0], item.imports, step, source
+                proposal.task_type, proposal.program, item.inputs[0], item.outputs[0], item.imports, step, source
             )
         return InductionTask(
             proposal.program,
-            tuple(item.inputs),
-            tuple(outputs),
+            item.inputs,
+            item.outputs,
             proposal.message.strip(),
             self.split(proposal.program, item.inputs, step),
             item.imports,
@@ -188,6 +229,10 @@ class Validator:
         digest = hashlib.sha256(f"{self.seed}:{step}:{dedup_key(program, list(inputs))}".encode()).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
         return tuple(sorted(rng.sample(range(len(inputs)), len(inputs) // 2)))
+
+
+def _rejected(outcome: Validation | InternalError) -> Validation:
+    return outcome.rejection() if isinstance(outcome, InternalError) else outcome
 
 
 _NOT_TASK_DATA = "complex numbers and Ellipsis are plain data, but not task data (AZR.md section 3)"

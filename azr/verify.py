@@ -14,6 +14,9 @@ a program cannot read the answer key from memory or frames, or forge a verdict.
 Equality (`Equality`): `strict` by default, structural on canonical plain data, so 1, 1.0 and True
 differ, and a list differs from a tuple; `python` is Python's `==` on the parsed plain values, as
 CRUXEval's harness uses (1 == 1.0 == True, {1} == frozenset({1})).
+
+Each answer's preparation and each comparison are guarded (azr.guard): a bug of ours makes that
+answer's verdict `internal_error`, and the others go on.
 """
 
 from __future__ import annotations
@@ -22,9 +25,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from azr.executor import ExecRequest, ExecStatus, Executor, NotPlainData, canonical, parse_arguments, parse_value
+from azr.executor import (
+    ExecRequest,
+    ExecResult,
+    ExecStatus,
+    Executor,
+    NotPlainData,
+    Policy,
+    canonical,
+    parse_arguments,
+    parse_value,
+)
+from azr.guard import guarded
 from azr.programs import FilterConfig, check_program
-from azr.tasks import Answer, FormatError, InductionTask, Mistake, Rejection, Task, TaskType, TripletTask, Verdict
+from azr.tasks import (
+    Answer,
+    FormatError,
+    InductionTask,
+    InternalError,
+    Mistake,
+    Rejection,
+    Stage,
+    Task,
+    TaskType,
+    TripletTask,
+    Verdict,
+)
 
 
 class Equality(str, Enum):
@@ -36,7 +62,7 @@ def outputs_equal(answer: str, expected: str, equality: Equality = Equality.STRI
     """Whether two canonical reprs are equal under `equality`."""
     if equality is Equality.STRICT:
         return answer == expected
-    return parse_value(answer) == parse_value(expected)
+    return parse_value(answer, max_chars=None) == parse_value(expected, max_chars=None)  # canonical reprs, both
 
 
 _STATUS_MISTAKE = {
@@ -45,15 +71,16 @@ _STATUS_MISTAKE = {
     ExecStatus.MEMORY: Mistake.MEMORY,
     ExecStatus.INVALID_OUTPUT: Mistake.INVALID_OUTPUT,
     ExecStatus.INVALID_INPUT: Mistake.NOT_A_LITERAL,
+    ExecStatus.BANNED: Mistake.BANNED,
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Check:
     """An answer waiting for sandbox runs: each (program, input) must return its expected output."""
 
     index: int
-    runs: list[tuple[str, str, str]]
+    runs: tuple[tuple[str, str, str], ...]
 
 
 class Verifier:
@@ -65,41 +92,52 @@ class Verifier:
         equality: Equality | str = Equality.STRICT,
         filter: FilterConfig | None = None,
         hash_seed: int = 0,
+        policy: bool = True,
     ) -> None:
         self.executor = executor
         self.equality = Equality(equality)
         self.filter = filter or FilterConfig()
         self.hash_seed = hash_seed
         """PYTHONHASHSEED of the runs: the seed the tasks' outputs were computed with
-        (ValidationConfig.hash_seeds[0])."""
+        (ValidationConfig.hash_seeds[0]), with the real clock, as that first run had."""
+        self.policy = Policy(self.filter.banned_modules) if policy else None
+        """The run-time policy the runs are under (azr.executor.policy), as in validation: a solver's
+        program for an induction task reaching for the clock is `banned`, not lucky."""
 
-    def verify(self, items: Sequence[tuple[Task, Answer | FormatError]]) -> list[Verdict]:
+    def verify(self, items: Sequence[tuple[Task, Answer | FormatError | InternalError]]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(items)
         checks: list[_Check] = []
         for index, (task, answer) in enumerate(items):
-            outcome = self._prepare(index, task, answer)
-            if isinstance(outcome, Verdict):
-                verdicts[index] = outcome
+            prepared = guarded(Stage.PREPARE_ANSWER, self._prepare, index, task, answer)
+            if isinstance(prepared, _Check):
+                checks.append(prepared)
             else:
-                checks.append(outcome)
+                verdicts[index] = _judged(prepared)
         # Each distinct (program, input) runs once: N_mc samples of one answer are often identical.
         unique = list(dict.fromkeys((program, input) for check in checks for program, input, _ in check.runs))
-        results = self.executor.run_batch([ExecRequest(*run) for run in unique], hash_seed=self.hash_seed)
+        results = self.executor.run_batch(
+            [ExecRequest(program, input, self.policy) for program, input in unique], hash_seed=self.hash_seed
+        )
         ran = dict(zip(unique, results, strict=True))
         for check in checks:
-            verdict = Verdict(True)
-            for program, input, expected in check.runs:
-                result = ran[program, input]
-                if not result.ok:
-                    verdict = Verdict(False, _STATUS_MISTAKE[result.status], result.error)
-                    break
-                if not outputs_equal(result.output, expected, self.equality):  # type: ignore[arg-type]
-                    verdict = Verdict(False, Mistake.WRONG, f"on {input} returned {result.output}")
-                    break
-            verdicts[check.index] = verdict
+            verdicts[check.index] = _judged(guarded(Stage.COMPARE, self._compare, check, ran))
         return verdicts  # type: ignore[return-value]
 
-    def _prepare(self, index: int, task: Task, answer: Answer | FormatError) -> Verdict | _Check:
+    def _compare(self, check: _Check, ran: dict[tuple[str, str], ExecResult]) -> Verdict:
+        """Correct iff every run returned its expected output."""
+        for program, input, expected in check.runs:
+            result = ran[program, input]
+            if not result.ok:
+                return Verdict(False, _STATUS_MISTAKE[result.status], result.error)
+            if not outputs_equal(result.output, expected, self.equality):  # type: ignore[arg-type]
+                return Verdict(False, Mistake.WRONG, f"on {input} returned {result.output}")
+        return Verdict(True)
+
+    def _prepare(self, index: int, task: Task, answer: Answer | FormatError | InternalError) -> Verdict | _Check:
+        """The verdict, when no run is needed (a malformed answer, any deduction answer), else the
+        runs that decide it."""
+        if isinstance(answer, InternalError):  # the template's parser raised on it
+            return answer.mistake()
         if isinstance(answer, FormatError):
             return Verdict(False, Mistake.FORMAT, answer.reason)
         limit = self.executor.config.max_input_chars
@@ -110,13 +148,14 @@ class Verifier:
                 return Verdict(False, mistake, f"{check.rejection.value}: {check.detail}")  # type: ignore[union-attr]
             if not task.hidden_pairs:  # nothing to check would make every program correct
                 return Verdict(False, Mistake.WRONG, "the task has no hidden pairs to check the program on")
-            return _Check(index, [(answer.text, i, o) for i, o in task.hidden_pairs])
+            return _Check(index, tuple((answer.text, i, o) for i, o in task.hidden_pairs))
         assert isinstance(task, TripletTask)
         if task.task_type is TaskType.DEDUCTION:
             try:
                 if len(answer.text) > limit:
                     raise NotPlainData(f"answer is longer than {limit} characters")
-                value = canonical(parse_value(answer.text.strip()), self.executor.config.max_output_chars)
+                value = parse_value(answer.text.strip(), max_chars=limit)
+                value = canonical(value, self.executor.config.max_output_chars)
             except NotPlainData as error:
                 return Verdict(False, Mistake.NOT_A_LITERAL, str(error))
             if outputs_equal(value, task.output, self.equality):
@@ -126,7 +165,11 @@ class Verifier:
             arguments = parse_arguments(answer.text, limit).canonical()
         except NotPlainData as error:
             return Verdict(False, Mistake.NOT_A_LITERAL, str(error))
-        return _Check(index, [(task.program, arguments, task.output)])
+        return _Check(index, ((task.program, arguments, task.output),))
+
+
+def _judged(outcome: Verdict | InternalError) -> Verdict:
+    return outcome.mistake() if isinstance(outcome, InternalError) else outcome
 
 
 def accuracy(verdicts: Sequence[Verdict]) -> float:

@@ -1,12 +1,20 @@
 """Executor throughput against a fresh interpreter per program, side by side in one run.
 
     python benchmarks/executor_throughput.py [--programs 256] [--seeds PATH.jsonl]
+    python benchmarks/executor_throughput.py --against OTHER_CHECKOUT [--rounds 5]
 
 Baseline: what a simple harness does, `python -I -S` started anew for every program, two at a
 time, with no isolation at all. Ours: `azr.executor.Executor` with its default isolation (bwrap
 when it works: namespaces, uid drop, rlimits, seccomp), one worker per core. Both run the same
 programs on the same inputs; their outputs are compared. Also reported: the per-request round
 trip of a trivial program through `Executor.run` (p50/p99), and worker start-up time.
+
+With --against, it compares two versions of azr instead: this checkout's and another's (e.g. a
+`git worktree` of the previous commit), each in its own process, in alternating rounds on the same
+machine: programs run per second, proposals validated per second (`Validator.validate`: both
+determinism runs, with whatever each version does in them), and the trivial round trip. Printed:
+each version's median, the median and range of the change within a round (the paired comparison),
+and every round's figures.
 
 Programs: 5-20 line functions made by a seeded generator (loops, conditionals, comprehensions,
 helpers over ints, strings and lists), and, with --seeds, the programs of a seed file in the AZR
@@ -163,12 +171,76 @@ def round_trips(isolation: str, count: int = 300) -> dict:
     }
 
 
+def one_version(programs: int, isolation: str) -> dict:
+    """This process's azr: programs and validations per second, and the trivial round trip."""
+    from azr.tasks import TaskType, TripletProposal
+    from azr.validate import Validator
+
+    requests = generated_programs(programs)
+    proposals = [TripletProposal(TaskType.DEDUCTION, r.program, r.input) for r in requests]
+    with Executor(ExecutorConfig(isolation=isolation)) as executor:
+        validator = Validator(executor)
+        validator.validate(proposals[:4])  # both worker groups started
+        started = time.perf_counter()
+        results = executor.run_batch(requests)
+        run_s = time.perf_counter() - started
+        started = time.perf_counter()
+        validations = validator.validate(proposals)
+        validate_s = time.perf_counter() - started
+    return {
+        "azr": os.path.dirname(os.path.dirname(os.path.abspath(sys.modules["azr"].__file__))),
+        "run_per_s": len(requests) / run_s,
+        "ok": sum(r.ok for r in results),
+        "validate_per_s": len(proposals) / validate_s,
+        "valid": sum(v.valid for v in validations),
+        **round_trips(isolation, 200),
+    }
+
+
+def compare(other: Path, rounds: int, programs: int, isolation: str) -> None:
+    here = Path(__file__).resolve().parents[1]
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {programs} programs, {rounds} rounds")
+    seen: dict[str, list[dict]] = {"before": [], "after": []}
+    for _ in range(rounds):
+        for label, tree in (("before", other.resolve()), ("after", here)):
+            done = subprocess.run(
+                [sys.executable, __file__, "--one-version", "--programs", str(programs), "--isolation", isolation],
+                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)}, cwd=str(tree), check=True,
+            )  # fmt: skip
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            assert row["azr"] == str(tree), f"imported azr from {row['azr']}, not {tree}"
+            seen[label].append(row)
+    measured = (("run_per_s", "programs/s"), ("validate_per_s", "validations/s"), ("p50_ms", "round trip p50 ms"))
+    for key, what in measured:
+        before = statistics.median(r[key] for r in seen["before"])
+        after = statistics.median(r[key] for r in seen["after"])
+        pairs = list(zip(seen["before"], seen["after"], strict=True))
+        paired = statistics.median(a[key] / b[key] - 1 for b, a in pairs)
+        spread = [a[key] / b[key] - 1 for b, a in pairs]
+        print(
+            f"{what:>20}: before {before:7.1f}  after {after:7.1f};  change per round: median {paired:+.1%}, "
+            f"from {min(spread):+.1%} to {max(spread):+.1%}"
+        )
+        print(f"{'':>20}  rounds " + " / ".join(f"{b[key]:.1f}->{a[key]:.1f}" for b, a in pairs))
+    print(f"{'outputs':>20}: ok {seen['before'][0]['ok']} -> {seen['after'][0]['ok']}, "
+          f"valid {seen['before'][0]['valid']} -> {seen['after'][0]['valid']}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--programs", type=int, default=256)
     parser.add_argument("--seeds", type=Path, help="a seed file in the AZR authors' JSONL format")
     parser.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "none"])
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT", help="compare with another checkout's azr")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--one-version", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_version:
+        print(json.dumps(one_version(args.programs, args.isolation)))
+        return
+    if args.against:
+        compare(args.against, args.rounds, args.programs, args.isolation)
+        return
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     sets = [("generated 5-20 line functions", generated_programs(args.programs))]
     if args.seeds:

@@ -10,7 +10,8 @@ import pytest
 from conftest import BWRAP, TEST_LIMITS
 
 import azr.executor
-from azr.executor import ExecRequest, ExecStatus, Executor, ExecutorConfig, ExecutorError, pool
+from azr.executor import ExecRequest, ExecStatus, Executor, ExecutorConfig, ExecutorError, launcher, pool
+from azr.executor.sandbox import Ambient
 
 ADD = "def f(a, b):\n    return a + b"
 
@@ -68,7 +69,7 @@ def test_hash_seed_range(executor):
 def test_worker_death_is_an_error_and_the_executor_recovers():
     with Executor(ExecutorConfig(isolation="none", workers=1, **TEST_LIMITS)) as executor:
         executor.run(ADD, "1, 1")
-        worker = executor._groups[0][0]
+        worker = executor._groups[Ambient()][0]
         threading.Timer(0.5, lambda: os.killpg(worker.process.pid, 9)).start()
         result = executor.run("import time\ndef f():\n    time.sleep(1.5)\n    return 1", "")
         assert result.status is ExecStatus.ERROR
@@ -80,7 +81,7 @@ def test_a_hung_worker_is_replaced(monkeypatch):
     monkeypatch.setattr(pool, "_REPLY_GRACE", 0.5)
     with Executor(ExecutorConfig(isolation="none", workers=1, **TEST_LIMITS)) as executor:
         executor.run(ADD, "1, 1")
-        worker = executor._groups[0][0]
+        worker = executor._groups[Ambient()][0]
         os.kill(worker.process.pid, 19)  # SIGSTOP: the worker neither answers nor dies
         started = time.monotonic()
         result = executor.run(ADD, "1, 2")
@@ -135,7 +136,7 @@ def test_bwrap_required_but_missing_is_a_clear_error():
 
 
 def test_auto_falls_back_loudly_once(monkeypatch, caplog):
-    monkeypatch.setattr(pool, "_warned_fallback", False)
+    monkeypatch.setattr(launcher, "_warned", set())
     config = ExecutorConfig(isolation="auto", bwrap="/nonexistent/bwrap", workers=1)
     with caplog.at_level(logging.WARNING, logger="azr.executor"):
         for _ in range(2):
@@ -168,7 +169,7 @@ def test_the_default_install_gives_the_strong_layer():
 def test_each_layer_holds_alone(monkeypatch):
     """With seccomp off, the uid drop and RLIMIT_NPROC still stop processes and threads, and
     bubblewrap's network namespace still stops connections."""
-    monkeypatch.setattr(pool.seccomp, "supported", lambda: False)
+    monkeypatch.setattr(launcher.seccomp, "supported", lambda: False)
     fork = "import os\ndef f():\n    try:\n        os.fork()\n    except OSError as e:\n        return type(e).__name__"
     thread = "import _thread\ndef f():\n    _thread.start_new_thread(print, ())"
     for isolation in (["bwrap"] if BWRAP else []) + ["none"]:

@@ -10,9 +10,10 @@ from azr.executor.protocol import SETUP_FAILED, ExecStatus, MalformedReport, int
 LIMITS = {"timeout": 2.0, "max_output_chars": 50, "max_stdout_bytes": 100}
 
 
-def report(frame=None, returncode=0, killed=None, stdout="", seconds=0.01, retiring=False):
+def report(frame=None, returncode=0, killed=None, stdout="", seconds=0.01, retiring=False, confined=True):
     return {
         "frame": frame,
+        "confined": confined,
         "returncode": returncode,
         "killed": killed,
         "stdout": stdout,
@@ -47,7 +48,19 @@ def test_ok():
         ({"returncode": -signal.SIGSEGV, "frame": message()}, ExecStatus.ERROR, "SIGSEGV"),
         ({"returncode": -signal.SIGKILL}, ExecStatus.ERROR, "SIGKILL"),
         ({"returncode": 3, "frame": message()}, ExecStatus.ERROR, "exited with code 3"),
-        ({"returncode": SETUP_FAILED, "frame": "sandbox setup failed: OSError()"}, ExecStatus.ERROR, "setup failed"),
+        (
+            {"returncode": SETUP_FAILED, "frame": "sandbox setup failed: OSError()", "confined": False},
+            ExecStatus.ERROR,
+            "sandbox setup failed: OSError()",
+        ),
+        ({"returncode": -signal.SIGKILL, "confined": False}, ExecStatus.ERROR, "died before confining itself"),
+        ({"killed": "timeout", "confined": False}, ExecStatus.ERROR, "died before confining itself"),
+        # the same exit code and message from a program that was confined: an ordinary exit
+        (
+            {"returncode": SETUP_FAILED, "frame": "sandbox setup failed: OSError()"},
+            ExecStatus.ERROR,
+            "exited with code 113",
+        ),
         ({"frame": ""}, ExecStatus.ERROR, "exited before returning"),
         ({"frame": None}, ExecStatus.ERROR, "exited before returning"),
         # what a program writing to its result channel produces
@@ -62,6 +75,11 @@ def test_ok():
         ({"frame": message(output="(1)")}, ExecStatus.ERROR, "not a canonical"),
         ({"frame": message(output="__import__('os')")}, ExecStatus.ERROR, "not a canonical"),
         ({"frame": message(output="'" + "x" * 60 + "'")}, ExecStatus.ERROR, "not a canonical"),
+        # literals that once made the caller's own check raise, losing the whole batch
+        ({"frame": message(output="frozenset([[1]])")}, ExecStatus.ERROR, "not a canonical"),
+        ({"frame": message(output="frozenset({[]})")}, ExecStatus.ERROR, "not a canonical"),
+        ({"frame": message(output="(" + "9" * 400 + "+1j)")}, ExecStatus.ERROR, "not a canonical"),
+        ({"frame": message(output="{[]: 1}")}, ExecStatus.ERROR, "not a canonical"),
         ({"frame": "[" * 100000}, ExecStatus.ERROR, "malformed"),
         # the child's own verdicts pass through
         ({"frame": message("error", None, "ValueError: no")}, ExecStatus.ERROR, "ValueError: no"),

@@ -268,9 +268,18 @@ def test_no_sockets_at_all(executor, family, kind):
 # -- files -----------------------------------------------------------------------------------------
 
 
-@requires_bwrap
-def test_files_outside_the_private_directory_cannot_be_written():
-    """Held by the mount namespace: with isolation none, world-writable host dirs are writable."""
+def fresh(executor) -> bool:
+    """Whether this executor's children get fresh pid and mount namespaces (azr.executor.namespaces)."""
+    executor.isolation  # noqa: B018 (starts the workers)
+    return bool(next(iter(executor._groups.values()))[0].info.get("fresh_namespaces"))
+
+
+def test_files_outside_the_private_directory_cannot_be_written(executor):
+    """Held by the mount namespaces: bubblewrap's read-only view, and each child's own read-only
+    view with a private tmpfs on /tmp. Without either (isolation none where the kernel refuses
+    namespaces), world-writable host directories are writable."""
+    if executor.isolation == "none" and not fresh(executor):
+        pytest.skip("children have no namespaces of their own here")
     name = f"azr-escape-{uuid.uuid4().hex}"
     targets = [f"/tmp/{name}", f"/var/tmp/{name}", f"/dev/shm/{name}", f"/{name}", os.path.abspath(name)]
     source = f"""
@@ -288,15 +297,12 @@ def test_files_outside_the_private_directory_cannot_be_written():
                 handle.write("ok")
             return written
     """
-    with Executor(ExecutorConfig(isolation="bwrap", **TEST_LIMITS)) as executor:
-        result = run(executor, source)
+    result = run(executor, source)
     assert result.status is ExecStatus.OK
     for path in targets:
         assert not os.path.exists(path), path
-    # Inside the sandbox /tmp and /dev/shm are its own, wiped after each request; as root (children
-    # run as nobody) they are not even writable.
-    inside = set(parse_value(result.output))
-    assert inside == set() if os.geteuid() == 0 else inside <= {f"/tmp/{name}", f"/dev/shm/{name}"}
+    # /tmp is the child's own tmpfs, gone with it; nothing else is writable.
+    assert set(parse_value(result.output)) <= {f"/tmp/{name}"}
 
 
 def test_file_size_is_limited(executor):
@@ -351,7 +357,10 @@ def test_bystander_processes_cannot_be_killed(executor):
             import os, signal
             def f():
                 outcomes = []
-                for target in ({bystander.pid}, -1, os.getppid(), 1, -{os.getpgid(0)}):
+                # With a pid namespace of its own the program is pid 1 and its parent is outside
+                # (pid 0): then 2 names no one, and 1 and 0 would name itself.
+                parent, init = (os.getppid(), 1) if os.getpid() != 1 else (2, 3)
+                for target in ({bystander.pid}, -1, parent, init, -{os.getpgid(0)}):
                     try:
                         os.kill(target, signal.SIGKILL)
                         outcomes.append("killed")
@@ -382,6 +391,16 @@ def test_a_program_may_signal_itself(executor):
     assert run(executor, source).output == "'ok'"
 
 
+def test_a_program_is_pid_1_and_survives_signals_it_sends_itself(executor):
+    """With fresh namespaces the program is init of its own pid namespace: the kernel ignores a
+    signal it sends itself without a handler, so it cannot end itself that way (it can exit)."""
+    result = run(executor, "import os\ndef f():\n    os.kill(os.getpid(), 9)\n    return os.getpid()")
+    if fresh(executor):
+        assert result.output == "1", result
+    else:
+        assert "SIGKILL" in result.error, result
+
+
 # -- crashes and exits -----------------------------------------------------------------------------
 
 
@@ -392,7 +411,7 @@ def test_a_program_may_signal_itself(executor):
         ("def f():\n    raise SystemExit('bye')", "SystemExit"),
         ("import os\ndef f():\n    os._exit(0)", "exited before returning"),
         ("import os\ndef f():\n    os._exit(7)", "exited with code 7"),
-        ("import os\ndef f():\n    os.abort()", "SIGABRT"),
+        ("import os\ndef f():\n    os.abort()", "crashed with SIG"),  # SIGSEGV as pid 1: abort() falls back to a fault
         ("import ctypes\ndef f():\n    return ctypes.string_at(0)", "SIGSEGV"),
         ("def f(n=0):\n    return f(n + 1)", "RecursionError"),
         # recursion through C functions overflows the C stack once the limit is lifted
@@ -400,7 +419,6 @@ def test_a_program_may_signal_itself(executor):
         ("def f():\n    return input()", "input"),
         ("import sys\ndef f():\n    return sys.stdin.read()", "AttributeError"),
         ("import os\ndef f():\n    return os.read(0, 10)", "OSError"),
-        ("import os\ndef f():\n    os.kill(os.getpid(), 9)", "SIGKILL"),
         ("def f(:\n    pass", "SyntaxError"),
         ("def g():\n    return 1", "defines no function f"),
         ("f = 3", "defines no function f"),
@@ -615,20 +633,21 @@ attacks = {{
     "fork": "import os\\ndef f():\\n    return os.fork()",
     "thread": "import threading\\ndef f():\\n    threading.Thread(target=print).start()",
     "socket": "import socket\\ndef f():\\n    return socket.socket().fileno()",
-    "kill-worker": "import os\\ndef f():\\n    os.kill(os.getppid(), 9)",
+    "kill-worker": "import os\\ndef f():\\n    os.kill(os.getppid() or 2, 9)",
     "kill-all": "import os\\ndef f():\\n    os.kill(-1, 9)",
     "worker-memory": "import os\\ndef f():\\n    return open(f'/proc/{{os.getppid()}}/mem', 'rb').read(1)",
     "loop": "def f():\\n    while True:\\n        pass",
     "home": "import os\\ndef f():\\n    return os.listdir('/root')",
     "limit-worker": (
         "import ctypes, os\\ndef f():\\n    l = (ctypes.c_ulong * 2)(1, 1)\\n"
-        "    assert ctypes.CDLL(None).prlimit(os.getppid(), 1, l, None) == 0"
+        "    assert ctypes.CDLL(None).prlimit(os.getppid() or 2, 1, l, None) == 0"
     ),
     "dev-shm": "def f():\\n    open('/dev/shm/x', 'w').write('x')",
 }}
 with Executor(ExecutorConfig(isolation="bwrap", bwrap={bwrap!r}, timeout=1.0, workers=1)) as executor:
     results = {{name: executor.run(source, "").status.value for name, source in attacks.items()}}
     results["after"] = executor.run("def f():\\n    return 1", "").output
+    results["pid"] = executor.run("import os\\ndef f():\\n    return os.getpid()", "").output
 try:
     Executor(ExecutorConfig(isolation="none")).run("def f():\\n    return 1", "")
 except Exception as error:
@@ -659,6 +678,7 @@ print(json.dumps(results))
         "limit-worker": "error",
         "dev-shm": "error",
         "after": "1",
+        "pid": "1",  # fresh namespaces for every child, unprivileged too
         "none": results["none"],
     }
     assert results["none"].startswith("ExecutorError: isolation=none is refused for a non-root user")
@@ -785,7 +805,7 @@ def test_signals_and_limits_cannot_reach_another_process(executor):
                 r, w = os.pipe()
                 outcomes = [
                     libc.syscall(129 if os.uname().machine == "x86_64" else 138, {bystander.pid}, signal.SIGKILL, info),
-                    libc.prlimit(os.getppid(), 1, limit, None),
+                    libc.prlimit(os.getppid() or 2, 1, limit, None),  # 0: the parent is outside its pid namespace
                     libc.prlimit({bystander.pid}, 1, limit, None),
                     libc.fcntl(r, 8, {bystander.pid}),  # F_SETOWN
                     libc.fcntl(r, 10, signal.SIGKILL),  # F_SETSIG

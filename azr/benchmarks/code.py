@@ -113,7 +113,7 @@ def mbpp_plus(name: str, rows: list[dict[str, Any]], source: str) -> Benchmark:
             prompt = f'"""\n{_text(row["prompt"], "prompt").strip()}\n{example.strip()}\n"""\n'
             tests = "\n".join([_NUMPY_PRELUDE, *(row.get("test_imports") or []), _text(row["test"], "test")]) + "\n"
             benchmark.problems.append(CodeProblem(_mbpp_id(row["task_id"]), prompt, tests, _called(example)))
-        except (KeyError, TypeError, IndexError, ValueError, SyntaxError):
+        except (KeyError, TypeError, IndexError, ValueError, SyntaxError, RecursionError, MemoryError):
             benchmark.skip("malformed row (needs task_id, prompt, test_list, test)")
     return benchmark
 
@@ -156,7 +156,7 @@ def livecodebench(name: str, rows: list[dict[str, Any]], source: str) -> Benchma
             )
         except (binascii.Error, zlib.error, EOFError, pickle.UnpicklingError):
             benchmark.skip("unreadable private_test_cases (neither JSON nor a compressed pickle of JSON text)")
-        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, MemoryError) as error:
             benchmark.skip(f"malformed row ({type(error).__name__})")
     return benchmark
 
@@ -261,9 +261,16 @@ def _functional_tests(func_name: str, cases: Sequence[dict[str, str]]) -> str:
 def program_of(problem: CodeProblem, completion: str) -> str:
     """An external completion as a whole program: the completion alone when it defines the entry
     point (or is a stdin program), else the prompt followed by it (HumanEval's samples format)."""
-    if not problem.entry_point or re.search(rf"^\s*def {re.escape(problem.entry_point)}\s*\(", completion, re.M):
+    if not problem.entry_point or _defines(completion, problem.entry_point):
         return completion
     return problem.prompt + completion
+
+
+def _defines(text: str, name: str) -> bool:
+    """Whether a line of `text` starts, after blanks, with `def name(`. The same as a search of
+    `^\\s*def name\\s*\\(` (MULTILINE), whose `\\s*` also crosses newlines and so rescans each run of
+    them once per line start in it; `[^\\S\\n]*` stays on the line and matches where it does."""
+    return re.search(rf"^[^\S\n]*def {re.escape(name)}\s*\(", text, re.M) is not None
 
 
 def request(problem: CodeProblem, program: str) -> TestRequest:

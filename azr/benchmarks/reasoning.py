@@ -43,7 +43,7 @@ def seed_file(
     induction_lines = [(n, line) for n, line in numbered if '"inputs"' in line][:limit]
     try:
         inputs = len(json.loads(induction_lines[0][1])["inputs"]) if induction_lines else 4
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         inputs = 4
     validator = Validator(executor, ValidationConfig(induction_inputs=max(inputs, 2)), seed=seed)
     benchmark = Benchmark(name, "reasoning", str(path), [])
@@ -69,6 +69,8 @@ def cruxeval(name: str, rows: list[dict[str, Any]], source: str, executor: Any, 
     kept: list[tuple[str, str, str]] = []
     for row in rows[:limit]:
         try:
+            if not isinstance(row["code"], str):
+                raise TypeError("code is not text")
             kept.append((str(row["id"]), row["code"], parse_arguments(row["input"]).canonical()))
         except (KeyError, TypeError):
             benchmark.skip("malformed row (needs id, code, input, output)")

@@ -136,6 +136,8 @@ def answer_lines(
                 sys.stdout.flush()
     except ExecutorError as error:
         raise UsageError(str(error)) from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{args.file}: not UTF-8 text (one JSON object per line)") from None
     finally:
         if source is not sys.stdin:
             source.close()

@@ -75,13 +75,12 @@ def _validator(executor: Any) -> Any:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from azr.seeds import read_rows
     from azr.tasks import InductionTask, TaskType
 
     task_type = TaskType(args.task_type)
-    source = open_input(args.file)
-    with source, executor_from(args) as executor:
-        proposals = list(read_rows(source, task_type))
+    with open_input(args.file) as source:
+        proposals = _rows(args.file, source, task_type)
+    with executor_from(args) as executor:
         for validation in _validator(executor).validate(proposals):
             task = validation.task
             output = None if task is None else list(task.outputs) if isinstance(task, InductionTask) else task.output
@@ -100,7 +99,7 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from azr.seeds import identity_proposals, read_rows, source_name
+    from azr.seeds import identity_proposals, source_name
     from azr.store import StoreError, TaskStore
     from azr.tasks import TaskType
     from azr.validate import rejection_counts
@@ -116,7 +115,7 @@ def run_import(args: argparse.Namespace) -> int:
         batches.append(("identity", identity_proposals()))
     if args.file:
         with open_input(args.file) as source:
-            batches.append((source_name(args.file), list(read_rows(source, TaskType(args.task_type)))))
+            batches.append((source_name(args.file), _rows(args.file, source, TaskType(args.task_type))))
     Path(args.run_dir).mkdir(parents=True, exist_ok=True)
     try:
         store = TaskStore(store_path(args.run_dir, must_exist=False), max_tasks=args.max_tasks)
@@ -126,16 +125,28 @@ def run_import(args: argparse.Namespace) -> int:
         validator = _validator(executor)
         for name, proposals in batches:
             validations = validator.validate(proposals, step=0, source=name)
-            added = store.add([v.task for v in validations if v.task is not None])
+            stored = store.try_add([v.task for v in validations if v.task is not None])
+            added, duplicates = sum(s is True for s in stored), sum(s is False for s in stored)
             counts = rejection_counts(validations)
-            rejected = {k: v for k, v in counts.items() if k != "valid"}
+            counts["internal_error"] = counts.get("internal_error", 0) + len(stored) - added - duplicates
+            rejected = {k: v for k, v in counts.items() if k != "valid" and v}
             print(
-                f"{name}: {sum(added)} tasks added, {len(added) - sum(added)} duplicates, "
+                f"{name}: {added} tasks added, {duplicates} duplicates, "
                 f"{sum(rejected.values())} rejected" + (f" ({_summary(rejected)})" if rejected else ""),
                 file=sys.stderr,
             )
         print(f"{store.path}: " + ", ".join(f"{t.value} {store.count(t)}" for t in TaskType), file=sys.stderr)
     return 0
+
+
+def _rows(path: str, source: Any, task_type: Any) -> list[Any]:
+    """The proposals of a seed file, one per non-blank line (a FormatError for a bad one)."""
+    from azr.seeds import read_rows
+
+    try:
+        return list(read_rows(source, task_type))
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text (one JSON object per line)") from None
 
 
 def _summary(counts: dict[str, int]) -> str:

@@ -61,14 +61,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _item(number: int, data: Any, problem: str, template: Any) -> tuple[Any, Any, str]:
-    """(id, (task, answer) or None, problem) for one line."""
-    from azr.executor import NotPlainData, canonical, parse_arguments, parse_value
-    from azr.tasks import Answer, InductionTask, TaskType, TripletTask
-
+    """(id, (task, answer) or None, problem) for one line; never raises."""
     if problem:
         return None, None, problem
     if not isinstance(data, dict):
         return None, None, f"line {number}: expected a JSON object"
+    try:
+        return _task_and_answer(number, data, template)
+    except Exception as error:  # whatever a field holds, this line gets its answer and the rest are judged
+        return data.get("id"), None, f"line {number}: cannot read the task ({type(error).__name__})"
+
+
+def _task_and_answer(number: int, data: dict[str, Any], template: Any) -> tuple[Any, Any, str]:
+    from azr.executor import NotPlainData
+    from azr.tasks import Answer, InductionTask, TaskType, TripletTask
+
     item_id = data.get("id")
     try:
         task_type = TaskType(data.get("task_type"))
@@ -82,16 +89,32 @@ def _item(number: int, data: Any, problem: str, template: Any) -> tuple[Any, Any
             pairs = data.get("pairs")
             if not (isinstance(pairs, list) and pairs and all(isinstance(p, list) and len(p) == 2 for p in pairs)):
                 return item_id, None, f'line {number}: "pairs" must be a non-empty list of [input, output]'
-            inputs = tuple(parse_arguments(str(i)).canonical() for i, _ in pairs)
-            outputs = tuple(canonical(parse_value(str(o))) for _, o in pairs)
+            inputs = tuple(_input(str(i)) for i, _ in pairs)
+            outputs = tuple(_output(str(o)) for _, o in pairs)
             task: Any = InductionTask("", inputs, outputs, "", given=())  # every pair is checked
         else:
             fields = [data.get(k) for k in ("program", "input", "output")]
             if not all(isinstance(v, str) for v in fields):
                 return item_id, None, f'line {number}: "program", "input" and "output" must be strings'
             program, input_, output = fields
-            task = TripletTask(task_type, program, parse_arguments(input_).canonical(), canonical(parse_value(output)))
+            task = TripletTask(task_type, program, _input(input_), _output(output))
     except NotPlainData as error:
         return item_id, None, f"line {number}: the task's own input or output is not a literal: {error}"
     parsed = template.parse_answer(task_type, answer) if template is not None else Answer(task_type, answer)
     return item_id, (task, parsed), ""
+
+
+def _input(text: str) -> str:
+    """A task's input, canonical. One longer than the sandbox accepts is refused before parsing."""
+    from azr.executor import ExecutorConfig, parse_arguments
+
+    return parse_arguments(text, ExecutorConfig().max_input_chars).canonical()
+
+
+def _output(text: str) -> str:
+    """A task's output, canonical. One longer than any output the sandbox returns could never be
+    matched: it is refused before parsing."""
+    from azr.executor import ExecutorConfig, canonical, parse_value
+
+    limit = ExecutorConfig().max_output_chars
+    return canonical(parse_value(text, limit), limit)

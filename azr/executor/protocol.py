@@ -17,7 +17,9 @@ from typing import Any
 from azr.executor.literals import is_canonical
 
 SETUP_FAILED = 113
-"""Exit code of a sandboxed child that could not confine itself; it never ran the program."""
+"""Exit code of a sandboxed child that could not confine itself; it never ran the program. Only a
+child that never reported itself confined counts as one (azr.executor.child.CONFINED): the same
+code from a program is an ordinary exit."""
 
 
 class ExecStatus(str, Enum):
@@ -35,14 +37,28 @@ class ExecStatus(str, Enum):
     """The input is not a literal argument list; nothing was run."""
     INVALID_OUTPUT = "invalid_output"
     """`f` returned something that is not plain data, too deep, or too long."""
+    BANNED = "banned"
+    """The program reached, at run time, for something its request's policy forbids (a banned
+    module, a file, a process, a socket, the clock or process ids); whatever it did next."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a task program may not reach for at run time (azr.executor.policy): files, processes,
+    sockets, ctypes, the clock, process ids, randomness, and imports of `banned_modules` (and of
+    `_`-prefixed modules) asked for by the program. Breaking it ends the request as `banned`."""
+
+    banned_modules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ExecRequest:
-    """Run `program` (Python source defining `f`) on `input` (a literal argument list)."""
+    """Run `program` (Python source defining `f`) on `input` (a literal argument list), under
+    `policy` if given (self-play's tasks are; benchmarks' reference code and tests are not)."""
 
     program: str
     input: str
+    policy: Policy | None = None
 
 
 @dataclass(frozen=True)
@@ -105,8 +121,8 @@ def clean_text(text: str, limit: int = 2000) -> str:
 
 # Not invalid_input: the caller checked the input before sending it, so a child claiming otherwise
 # is a program writing to its result channel to shift the blame.
-_CHILD_STATUSES = {"ok", "error", "memory", "invalid_output"}
-_REPORT_KEYS = {"frame", "returncode", "killed", "stdout", "seconds", "retiring"}
+_CHILD_STATUSES = {"ok", "error", "memory", "invalid_output", "banned"}
+_REPORT_KEYS = {"frame", "confined", "returncode", "killed", "stdout", "seconds", "retiring"}
 
 
 class MalformedReport(ValueError):
@@ -129,6 +145,7 @@ def interpret(report: Any, *, timeout: float, max_output_chars: int, max_stdout_
         and isinstance(stdout, str)
         and isinstance(seconds, (int, float))
         and isinstance(report["retiring"], bool)
+        and isinstance(report["confined"], bool)
     ):
         raise MalformedReport(f"unexpected report: {str(report)[:200]}")
     seconds = float(seconds)
@@ -136,6 +153,10 @@ def interpret(report: Any, *, timeout: float, max_output_chars: int, max_stdout_
     def error(text: str, status: ExecStatus = ExecStatus.ERROR) -> ExecResult:
         return failed(status, text, seconds, stdout)
 
+    if not report["confined"]:
+        # Dead (or killed) before it could confine itself: the sandbox failed, not the program.
+        detail = frame if (frame or "").startswith("sandbox setup failed") else "the child died before confining itself"
+        return error(detail or "sandbox setup failed")
     if killed == "timeout":
         return error(f"timed out after {timeout:g} s", ExecStatus.TIMEOUT)
     if killed == "stdout":
@@ -144,8 +165,6 @@ def interpret(report: Any, *, timeout: float, max_output_chars: int, max_stdout_
         return error("wrote an oversized message to the result channel")
     if returncode == -signal.SIGXCPU:
         return error("exceeded its CPU time limit", ExecStatus.TIMEOUT)
-    if returncode == SETUP_FAILED and (frame or "").startswith("sandbox setup failed"):
-        return error(frame or "sandbox setup failed")
     if returncode < 0:
         name = _signal_name(-returncode)
         hint = " (killed from outside, or out of memory)" if returncode == -signal.SIGKILL else ""
@@ -160,7 +179,11 @@ def interpret(report: Any, *, timeout: float, max_output_chars: int, max_stdout_
     status = ExecStatus(message["status"])
     if status is not ExecStatus.OK:
         return error(message["error"] or status.value, status)
-    if not is_canonical(message["output"], max_output_chars):
+    try:
+        canonical = is_canonical(message["output"], max_output_chars)
+    except Exception:  # is_canonical is total; a bug there must not cost the batch
+        canonical = False
+    if not canonical:
         return error("result is not a canonical plain-data repr (did the program forge it?)")
     return ExecResult(ExecStatus.OK, message["output"], "", seconds, clean_text(stdout))
 

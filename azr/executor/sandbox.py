@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -19,9 +20,14 @@ SANDBOX_PACKAGE_ROOT = "/opt/azr"
 """Where the `azr` package is mounted inside the sandbox, read-only."""
 SANDBOX_PYTHON_PATHS = "/azr-python-paths"
 """Where ExecutorConfig.python_paths appear inside bubblewrap, as /azr-python-paths/0, /1..."""
+SANDBOX_FAKETIME = "/azr-faketime/libfaketime.so.1"
+"""Where a libfaketime outside /usr appears inside bubblewrap."""
 
 TMPFS_BYTES = 64 * 2**20
 """Size of the sandbox's private /tmp, where a program's private directory lives."""
+
+_FAKETIME_DIRS = ("/usr/lib/{triplet}/faketime", "/usr/lib/faketime", "/usr/lib64/faketime", "/usr/local/lib/faketime")
+_ELF_MACHINES = {"x86_64": (0x3E, "x86_64-linux-gnu"), "aarch64": (0xB7, "aarch64-linux-gnu")}
 
 
 class SandboxUnavailable(RuntimeError):
@@ -62,6 +68,33 @@ def child_uid() -> int | None:
     return None
 
 
+def find_faketime(explicit: str | None = None) -> str | None:
+    """libfaketime for this machine: `explicit`, else Debian's (`apt-get install faketime`) or
+    another system copy, else the one the `libfaketime` package on PyPI vendors; None if none
+    loads here (a library for another architecture would be skipped by the loader in silence)."""
+    machine = os.uname().machine
+    candidates = [explicit] if explicit else []
+    if not explicit:
+        triplet = _ELF_MACHINES.get(machine, (0, machine))[1]
+        candidates += [os.path.join(d.format(triplet=triplet), "libfaketime.so.1") for d in _FAKETIME_DIRS]
+        spec = importlib.util.find_spec("libfaketime")
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            candidates.append(os.path.join(location, "vendor", "libfaketime", "src", "libfaketime.so.1"))
+    for path in candidates:
+        if path and os.path.isfile(path) and _elf_machine(path) == _ELF_MACHINES.get(machine, (None,))[0]:
+            return os.path.realpath(path)
+    return None
+
+
+def _elf_machine(path: str) -> int | None:
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return None
+    return int.from_bytes(header[18:20], "little") if header[:4] == b"\x7fELF" else None
+
+
 @dataclass(frozen=True)
 class WorkerLaunch:
     """Everything needed to start one worker process."""
@@ -70,6 +103,19 @@ class WorkerLaunch:
     env: dict[str, str]
     scratch: str | None = None
     """Isolation `none`: the host directory where the children's private directories are made."""
+    cwd: str = "/"
+    """The worker's working directory: one no program can write (it is not on the import path
+    under `-I`, but nothing the worker's interpreter reads should come from a writable place)."""
+
+
+@dataclass(frozen=True)
+class Ambient:
+    """What a worker group shows its programs of the world that is not their input: the hash seed
+    and the clock's offset from the real one. The determinism check runs twice with two of them."""
+
+    hash_seed: int = 0
+    clock_offset: float = 0.0
+    """Seconds added to every clock the programs read (libfaketime); 0: the real clock."""
 
 
 def _python() -> str:
@@ -81,19 +127,27 @@ def _package_dir() -> str:
     return os.path.dirname(os.path.abspath(azr.__file__))
 
 
-def _worker_argv(package_root: str, settings: dict, scratch: str, wipe: list[str]) -> list[str]:
-    settings = {**settings, "scratch": scratch, "wipe": wipe}
-    code = f"import sys; sys.path.insert(0, {package_root!r}); from azr.executor.worker import main; main()"
+def _worker_argv(package_root: str, settings: dict, scratch: str, wipe: list[str], host_view: bool) -> list[str]:
+    # host_view: no bubblewrap around the worker, so its children would see the host's files.
+    settings = {**settings, "scratch": scratch, "wipe": wipe, "host_view": host_view}
+    # `-c` puts the working directory first on sys.path: dropped, so nothing is imported from
+    # wherever the worker was started. -s: no user site; the environment is ours (PYTHONHASHSEED),
+    # so -E (and -I, which implies it) would lose the hash seed.
+    code = (
+        f"import sys; sys.path[:] = [{package_root!r}, *(p for p in sys.path if p)]; "
+        "from azr.executor.worker import main; main()"
+    )
     return [_python(), "-S", "-s", "-B", "-c", code, json.dumps(settings)]
 
 
-def plain_launch(scratch: str, hash_seed: int, settings: dict) -> WorkerLaunch:
-    """A worker without namespaces (isolation `none`): rlimits, uid drop and seccomp only."""
-    argv = _worker_argv(os.path.dirname(_package_dir()), settings, scratch, [scratch])
-    return WorkerLaunch(argv, _environment(hash_seed), scratch)
+def plain_launch(scratch: str, ambient: Ambient, settings: dict, faketime: str | None) -> WorkerLaunch:
+    """A worker without bubblewrap (isolation `none`): rlimits, uid drop, seccomp, and, where the
+    kernel allows, fresh namespaces per child."""
+    argv = _worker_argv(os.path.dirname(_package_dir()), settings, scratch, [scratch], host_view=True)
+    return WorkerLaunch(argv, _environment(ambient, faketime), scratch)
 
 
-def bwrap_launch(bwrap: str, hash_seed: int, settings: dict) -> WorkerLaunch:
+def bwrap_launch(bwrap: str, ambient: Ambient, settings: dict, faketime: str | None) -> WorkerLaunch:
     """A worker inside bubblewrap: new mount, pid, network, IPC, UTS and cgroup namespaces (and a
     user namespace when not root), a read-only view of only what Python needs, a private /tmp."""
     python = _python()
@@ -101,17 +155,22 @@ def bwrap_launch(bwrap: str, hash_seed: int, settings: dict) -> WorkerLaunch:
     if os.geteuid() == 0:
         # Root needs no user namespace, and with one could not drop to nobody in the children.
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
-        # Keep only what the worker uses: switch uid in children, hand them a directory, kill
-        # them, clean up after them.
+        # Keep only what the worker uses: clone children into namespaces of their own and mount
+        # their tmpfs, switch their uid, kill them; and, where that fails, hand them a directory
+        # and clean up after them.
         argv += ["--cap-drop", "ALL"]
-        for cap in ("SETUID", "SETGID", "CHOWN", "KILL", "DAC_OVERRIDE", "FOWNER"):
+        for cap in ("SYS_ADMIN", "SETUID", "SETGID", "CHOWN", "KILL", "DAC_OVERRIDE", "FOWNER"):
             argv += ["--cap-add", f"CAP_{cap}"]
     else:
         argv += ["--unshare-all", "--unshare-user"]
         if _bwrap_supports(bwrap, "--disable-userns"):
             argv.append("--disable-userns")  # no nested user namespace from inside
+        # Within its own user namespace only: the zygote clones children into fresh namespaces
+        # (children drop every capability before they read a request).
+        argv += ["--cap-add", "CAP_SYS_ADMIN"]
     argv += ["--die-with-parent", "--new-session", "--clearenv"]
-    for key, value in _environment(hash_seed).items():
+    inside_faketime = faketime if faketime is None or faketime.startswith("/usr/") else SANDBOX_FAKETIME
+    for key, value in _environment(ambient, inside_faketime).items():
         argv += ["--setenv", key, value]
     for path in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(path):
@@ -133,14 +192,16 @@ def bwrap_launch(bwrap: str, hash_seed: int, settings: dict) -> WorkerLaunch:
         argv += ["--perms", "0755", "--dir", SANDBOX_PYTHON_PATHS]  # traversable by nobody
     for host, mount in zip(settings["python_paths"], inside, strict=True):
         argv += ["--ro-bind", host, mount]
+    if faketime is not None and inside_faketime != faketime:
+        argv += ["--perms", "0755", "--dir", os.path.dirname(SANDBOX_FAKETIME), "--ro-bind", faketime, SANDBOX_FAKETIME]
     settings = {**settings, "python_paths": inside}
     # A minimal /dev, read-only: unprivileged, its tmpfs (and /dev/shm in it) would belong to the
     # user, writable and unsized.
     argv += ["--dev", "/dev", "--remount-ro", "/dev"]
     if _bwrap_supports(bwrap, "--size"):
         argv += ["--size", str(TMPFS_BYTES)]
-    argv += ["--tmpfs", "/tmp", "--chdir", "/"]
-    argv += _worker_argv(SANDBOX_PACKAGE_ROOT, settings, "/tmp", ["/tmp"])
+    argv += ["--tmpfs", "/tmp", "--remount-ro", "/", "--chdir", "/"]
+    argv += _worker_argv(SANDBOX_PACKAGE_ROOT, settings, "/tmp", ["/tmp"], host_view=False)
     # bwrap itself gets a scrubbed environment too; it sets the worker's with --setenv.
     return WorkerLaunch(argv, {"PATH": "/usr/bin:/bin"})
 
@@ -161,9 +222,15 @@ def _outermost(dirs: set[str]) -> list[str]:
     return sorted(kept)
 
 
-def _environment(hash_seed: int) -> dict[str, str]:
-    # Nothing of the caller's environment: no tokens, no PYTHONPATH, no LD_PRELOAD.
-    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": str(hash_seed)}
+def _environment(ambient: Ambient, faketime: str | None) -> dict[str, str]:
+    # Nothing of the caller's environment: no tokens, no PYTHONPATH, no LD_PRELOAD of theirs.
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": str(ambient.hash_seed)}
+    if ambient.clock_offset and faketime is not None:
+        # Every clock of the worker and its children, monotonic ones included, runs that far ahead.
+        # No cache: the offset is read from the environment at every read of the clock, so a
+        # process that lost it would show the real time at once, not ten seconds later.
+        env.update({"LD_PRELOAD": faketime, "FAKETIME": f"{ambient.clock_offset:+.6f}", "FAKETIME_NO_CACHE": "1"})
+    return env
 
 
 _SUPPORT: dict[tuple[str, str], bool] = {}

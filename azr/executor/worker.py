@@ -1,62 +1,58 @@
 """The sandbox worker: a lean fork server that runs each untrusted program in its own child.
 
 The calling process starts one worker per slot, inside bubblewrap when it can, as
-`python -S -s -B -c ...` with a scrubbed environment. A worker is two processes:
+`python -S -s -B -c ...` with a scrubbed environment, in a working directory no program can write,
+which is not on its sys.path either. A worker is two processes:
 
 - the worker proper talks to the caller (one JSON line in per request on stdin, one out on
   stdout), writes each request to its child, reads the child's result and printed output, kills
   it at the deadline, and cleans up after it. It never runs untrusted code.
 - the zygote, forked from the worker right after the standard modules are preloaded and before any
-  request is read, forks the children. Children are copies of the zygote, which never holds request
-  data, so a program cannot find earlier programs, inputs or outputs in its own memory (a child
-  forked from the worker could: freed memory is not cleared).
+  request is read, creates the children. Children are copies of the zygote, which never holds
+  request data, so a program cannot find earlier programs, inputs or outputs in its own memory (a
+  child forked from the worker could: freed memory is not cleared).
 
-Each child confines itself (`_confine`) and then waits for its request on a pipe, runs it, and
-reports through a pipe of its own. The next child is forked and confined while the caller is busy
-with the previous result. The worker judges nothing: it reports what it saw (the child's message,
-its exit status, whether it had to kill it) and the calling process decides the verdict
-(`azr.executor.protocol.interpret`). See azr.executor for the threat model.
+Where the kernel allows it (`namespaces`), the zygote works in a mount namespace of its own and
+gives each child a fresh tmpfs and a pid namespace of its own, and nothing is left to clean up;
+elsewhere children are forked and share one private directory that the worker empties after each
+request.
 
-This module imports only the standard library and this package's `literals`, `protocol` and
-`seccomp`; the worker runs with `-S`.
+Each child confines itself (azr.executor.child) and then waits for its request on a pipe, runs
+it, and reports through a pipe of its own. The next child is created and confined while the
+caller is busy with the previous result. The worker judges nothing: it reports what it saw (the
+child's message, its exit status, whether it confined itself, whether it had to be killed) and
+the calling process decides the verdict (`azr.executor.protocol.interpret`). See azr.executor for
+the threat model.
+
+This module imports only the standard library and this package's stdlib-only modules; the worker
+runs with `-S`.
 """
 
 from __future__ import annotations
 
-import builtins
 import contextlib
-import fcntl
 import gc
 import json
 import os
-import resource
 import select
 import signal
 import socket
 import stat
 import sys
 import time
-from typing import Any, NoReturn
+from typing import Any
 
-from azr.executor import literals, seccomp
-from azr.executor.protocol import SETUP_FAILED
+from azr.executor import child, namespaces, seccomp
 
 PRELOAD = (
     "abc", "array", "bisect", "cmath", "collections", "collections.abc", "copy", "dataclasses",
-    "datetime", "decimal", "enum", "fractions", "functools", "hashlib", "heapq", "itertools", "json",
+    "datetime", "decimal", "enum", "fractions", "functools", "hashlib", "heapq", "importlib", "itertools", "json",
     "math", "numbers", "operator", "re", "statistics", "string", "textwrap", "typing", "unicodedata",
 )  # fmt: skip
 """Imported once, so children import them for free (and, where the interpreter's files cannot be
 read after the uid drop, at all)."""
 
-RESULT_FD, REQUEST_FD = 3, 4
-"""The child's descriptors: 0 closed, 1 and 2 the capture pipe, 3 its result, 4 its request
-(closed once read)."""
-
-FILE_SIZE_LIMIT = 16 * 2**20
-OPEN_FILES_LIMIT = 64
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
-_MAX_ERROR_CHARS = 1000
 _ZYGOTE_TIMEOUT = 10.0
 
 
@@ -69,26 +65,34 @@ def main() -> None:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)
+    child.prepare()
     gc.collect()
     gc.freeze()  # fewer copy-on-write faults in the children
-    zygote = _start_zygote(config)
-    _prepare(config, zygote)
-    canary = serve({"program": "def f(x):\n    return x", "input": "[1]"}, config, zygote)
-    ready = canary["returncode"] == 0 and _frame_status(canary["frame"]) == "ok" and not canary["retiring"]
+    unsafe = _writable_import_path(config)
+    zygote, fresh, why_not = _start_zygote(config)
+    _prepare(config, zygote, fresh)
+    canary = serve({"program": "def f(x):\n    return x", "input": "[1]"}, config, zygote, fresh)
+    ready = canary["returncode"] == 0 and _frame_status(canary["frame"]) == "ok" and canary["confined"]
+    error = "" if ready else f"the sandbox's self-test failed: {canary}"
+    if unsafe:
+        ready, error = False, f"{unsafe} is on the sandbox's import path and writable by its programs"
     _send(
         {
             "ready": ready,
-            "error": "" if ready else f"the sandbox's self-test failed: {canary}",
+            "error": error,
             "uid": os.getuid(),
-            "child_uid": config["drop_to_uid"] if config["drop_to_uid"] is not None else os.getuid(),
+            "child_uid": _child_uid(config),
             "seccomp": config["seccomp"],
+            "fresh_namespaces": fresh,
+            "why_not_fresh": why_not,
+            "clock": time.time(),
             "python": sys.version.split()[0],
         }
     )
     if not ready:
         return
     for line in sys.stdin.buffer:
-        reply = serve(json.loads(line), config, zygote)
+        reply = serve(json.loads(line), config, zygote, fresh)
         _send(reply)
         if reply["retiring"]:
             return  # the caller replaces this worker, and with it the whole sandbox
@@ -107,11 +111,42 @@ def _frame_status(frame: str | None) -> Any:
         return None
 
 
+def _writable_import_path(config: dict) -> str:
+    """A directory on sys.path (or above one) that the children's uid could write, or ''.
+
+    A planted module there would run in the next worker started from this interpreter. Read-only
+    mounts (everything under bubblewrap) are safe whatever their modes say; a sticky directory
+    (/tmp) lets no one replace another user's entries."""
+    uid = _child_uid(config)
+    for entry in sys.path:
+        path = os.path.realpath(entry or ".")
+        first = True
+        while True:
+            try:
+                st = os.stat(path)
+                read_only = os.statvfs(path).f_flag & os.ST_RDONLY
+            except OSError:
+                st, read_only = None, True
+            if st is not None and not read_only and stat.S_ISDIR(st.st_mode):
+                writable = (
+                    (st.st_uid == uid and st.st_mode & stat.S_IWUSR)
+                    or (st.st_gid == uid and st.st_mode & stat.S_IWGRP)
+                    or st.st_mode & stat.S_IWOTH
+                )
+                if writable and (first or not st.st_mode & stat.S_ISVTX):
+                    return path
+            if path == "/":
+                break
+            path, first = os.path.dirname(path), False
+    return ""
+
+
 # ---------------------------------------------------------------------------------------------
 # the zygote: forks children, holds no request data
 
 
-def _start_zygote(config: dict) -> socket.socket:
+def _start_zygote(config: dict) -> tuple[socket.socket, bool, str]:
+    """The zygote's channel, whether it clones children into fresh namespaces, and why not."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     if os.fork() == 0:
         ours.close()
@@ -120,18 +155,23 @@ def _start_zygote(config: dict) -> socket.socket:
         finally:
             os._exit(0)
     theirs.close()
-    return ours
+    ours.settimeout(_ZYGOTE_TIMEOUT)
+    mode = ours.recv(512).decode("utf-8", "replace")
+    return ours, mode == "fresh", mode.removeprefix("plain:") if mode != "fresh" else ""
 
 
 def _zygote(channel: socket.socket, config: dict) -> None:
-    """`prepare`: fork a child with fresh pipes (it confines itself and waits for its request).
-    `go`: hand the worker the pipes' other ends and the child's pid, wait for the child, and report
-    its exit status."""
+    """First say whether children can have fresh namespaces. Then, `prepare`: create a child with
+    fresh pipes (it confines itself and waits for its request); `go`: hand the worker the pipes'
+    other ends and the child's pid, wait for the child, and report its exit status."""
     seccomp.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # no zygote without its worker
+    own = os.pidfd_open(os.getpid())  # children watch it: they must not outlive the zygote
+    fresh, why_not = _fresh_namespaces_work(config)
+    channel.send(b"fresh" if fresh else f"plain:{why_not}".encode()[:500])
     prepared = None
     while command := channel.recv(16):
         if command == b"prepare" or prepared is None:
-            prepared = _fork_child(channel, config)
+            prepared = _create_child(channel, config, own, fresh)
         if command == b"go":
             pid, fds = prepared
             prepared = None
@@ -142,17 +182,39 @@ def _zygote(channel: socket.socket, config: dict) -> None:
             channel.send(str(os.waitstatus_to_exitcode(status)).encode())
 
 
-def _fork_child(channel: socket.socket, config: dict) -> tuple[int, list[int]]:
+def _fresh_namespaces_work(config: dict) -> tuple[bool, str]:
+    """Try once: the zygote's own mount namespace and private tmpfs, then a child cloned into a
+    new pid namespace that finds itself pid 1."""
+    if not namespaces.known_machine():
+        return False, "an architecture without known system call numbers"
+    try:
+        namespaces.isolate_zygote(_child_uid(config), host_view=config["host_view"])
+        pid = namespaces.clone(namespaces.CLONE_NEWPID)
+    except OSError as error:
+        return False, str(error)
+    if pid == 0:
+        os._exit(0 if os.getpid() == 1 else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0, "a cloned child was not pid 1 of its namespace"
+
+
+def _child_uid(config: dict) -> int:
+    return config["drop_to_uid"] if config["drop_to_uid"] is not None else os.getuid()
+
+
+def _create_child(channel: socket.socket, config: dict, zygote_pidfd: int, fresh: bool) -> tuple[int, list[int]]:
     """A new child, and the worker's ends of its request, result and output pipes."""
     request_r, request_w = os.pipe()
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
-    pid = os.fork()
+    if fresh:
+        namespaces.renew_private_directory(_child_uid(config))
+    pid = namespaces.clone(namespaces.CLONE_NEWPID) if fresh else os.fork()
     if pid == 0:
         channel.close()
         for fd in (request_w, result_r, output_r):
             os.close(fd)
-        _child(config, zygote=os.getppid(), request=request_r, result=result_w, output=output_w)
+        child.main(config, zygote_pidfd, request=request_r, result=result_w, output=output_w, fresh=fresh)
     for fd in (request_r, result_w, output_w):
         os.close(fd)
     return pid, [request_w, result_r, output_r]
@@ -166,11 +228,11 @@ _untouched: list[tuple] = []
 """Stat signatures of the scratch directories as the prepared child found them."""
 
 
-def _prepare(config: dict, zygote: socket.socket) -> None:
-    """Make the next child's private directory (unless the last child left it untouched) and have
-    the zygote fork the child."""
+def _prepare(config: dict, zygote: socket.socket, fresh: bool) -> None:
+    """Have the zygote create the next child; without fresh namespaces, make its private directory
+    first (unless the last child left it untouched)."""
     private = os.path.join(config["scratch"], "work")
-    if not _untouched:
+    if not fresh and not _untouched:
         os.mkdir(private, 0o700)
         if config["drop_to_uid"] is not None:
             os.chown(private, config["drop_to_uid"], config["drop_to_uid"])
@@ -184,8 +246,11 @@ def _signatures(paths: list[str]) -> list[tuple]:
     return [(s.st_mtime_ns, s.st_ctime_ns, s.st_nlink, s.st_mode, s.st_uid) for s in map(os.lstat, paths)]
 
 
-def _clean(config: dict) -> bool:
-    """Leave the scratch space as the next child must find it; False if that failed."""
+def _clean(config: dict, fresh: bool) -> bool:
+    """Leave the scratch space as the next child must find it; False if that failed. A fresh
+    child's tmpfs went with its mount namespace: nothing is left."""
+    if fresh:
+        return True
     private = os.path.join(config["scratch"], "work")
     try:
         if _untouched and _signatures([*config["wipe"], private]) == _untouched:
@@ -196,7 +261,7 @@ def _clean(config: dict) -> bool:
     return empty_directories(config["wipe"])
 
 
-def serve(request: dict, config: dict, zygote: socket.socket) -> dict:
+def serve(request: dict, config: dict, zygote: socket.socket, fresh: bool) -> dict:
     """Run one request in the prepared child; return what was seen, for the caller to interpret."""
     zygote.send(b"go")
     zygote.settimeout(_ZYGOTE_TIMEOUT)
@@ -208,9 +273,9 @@ def serve(request: dict, config: dict, zygote: socket.socket) -> dict:
     if not status:
         sys.exit("the zygote is gone")
     report["returncode"] = int(status)
-    report["retiring"] = not _clean(config)
+    report["retiring"] = not _clean(config, fresh)
     if not report["retiring"]:
-        _prepare(config, zygote)
+        _prepare(config, zygote, fresh)
     return report
 
 
@@ -220,7 +285,7 @@ def _watch(pid: int, request: bytes, request_w: int, result_r: int, output_r: in
     started = time.monotonic()
     deadline = started + config["timeout"]
     # json.dumps escapes a character outside the BMP as 12 bytes: size for the worst case.
-    max_frame = 12 * (config["max_output_chars"] + _MAX_ERROR_CHARS) + 4096
+    max_frame = 12 * (config["max_output_chars"] + child.MAX_ERROR_CHARS) + 4096
     pidfd = os.pidfd_open(pid)
     os.set_blocking(request_w, False)
     poller = select.poll()
@@ -275,8 +340,12 @@ def _watch(pid: int, request: bytes, request_w: int, result_r: int, output_r: in
     finally:
         for fd in unclosed:
             os.close(fd)
+    # A confined child's first byte says so: what follows is the program's to write.
+    confined = frame[:1] == child.CONFINED
+    message = frame[1:] if confined else frame
     return {
-        "frame": None if killed else frame.decode("utf-8", "replace"),
+        "frame": None if killed else message.decode("utf-8", "replace"),
+        "confined": confined,
         "killed": killed,
         "stdout": captured[: config["max_stdout_bytes"]].decode("utf-8", "replace"),
         "seconds": round(seconds, 6),
@@ -330,145 +399,6 @@ def _empty(top: int) -> None:
                 os.rmdir(name, dir_fd=current)
     finally:
         os.close(current)
-
-
-# ---------------------------------------------------------------------------------------------
-# the child: confine, read the request, run, report, exit
-
-
-def _child(config: dict, zygote: int, request: int, result: int, output: int) -> NoReturn:
-    try:
-        os.setsid()  # its own session and process group, so one kill reaches all of it
-        _confine(config, zygote, request, result, output)
-        data = bytearray()
-        while chunk := os.read(REQUEST_FD, 1 << 16):
-            data += chunk
-        os.close(REQUEST_FD)
-        message = json.loads(data)
-    except BaseException as error:  # never run the program in a half-built sandbox
-        for fd in (RESULT_FD, result):
-            with contextlib.suppress(BaseException):
-                os.write(fd, f"sandbox setup failed: {error!r}".encode()[:2000])
-                break
-        os._exit(SETUP_FAILED)
-    try:
-        reply = _run(message, config)
-    except BaseException as error:
-        reply = {"status": "error", "output": None, "error": f"sandbox: {error!r}"[:_MAX_ERROR_CHARS]}
-    for stream in (sys.__stdout__, sys.__stderr__):
-        with contextlib.suppress(BaseException):
-            stream.flush()
-    data = json.dumps(reply).encode()
-    try:
-        while data:
-            data = data[os.write(RESULT_FD, data) :]
-    finally:
-        os._exit(0)
-
-
-def _confine(config: dict, zygote: int, request: int, result: int, output: int) -> None:
-    """Everything between the fork and the request, most of it irreversible."""
-    # Descriptors: only the capture pipe (as stdout and stderr), the result pipe and the request
-    # pipe survive; everything inherited from the zygote is closed.
-    result, request, output = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (result, request, output))
-    os.dup2(output, 1)
-    os.dup2(output, 2)
-    os.dup2(result, RESULT_FD)
-    os.dup2(request, REQUEST_FD)
-    os.closerange(REQUEST_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    os.close(0)
-    sys.stdin = None  # reading stdin is an error, not an empty string
-    os.chdir(os.path.join(config["scratch"], "work"))
-    os.environ.clear()
-    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": os.getcwd(), "LANG": "C.UTF-8"})
-    uid = config["drop_to_uid"]
-    if uid is not None:
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
-        if os.getresuid() != (uid, uid, uid) or os.getresgid() != (uid, uid, uid):
-            raise OSError("could not drop privileges")
-    # After the uid change, which clears it: die with the zygote (under isolation `none` there is
-    # no namespace to take the child down with it).
-    seccomp.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != zygote:
-        raise OSError("the zygote is gone")
-    cpu = int(config["timeout"]) + 1
-    for limit, value in (
-        (resource.RLIMIT_AS, config["memory_mb"] * 2**20),
-        (resource.RLIMIT_CPU, cpu),
-        (resource.RLIMIT_FSIZE, FILE_SIZE_LIMIT),
-        (resource.RLIMIT_NOFILE, OPEN_FILES_LIMIT),
-        (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NPROC, 0),  # no new process or thread (void as root: uid dropped above)
-    ):
-        resource.setrlimit(limit, (value, value + 1 if limit == resource.RLIMIT_CPU else value))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails, it does not kill
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if config["seccomp"]:
-        seccomp.install(os.getpid())
-
-
-def _run(request: dict, config: dict) -> dict:
-    """Run `f(*input)`, or a program and its tests, and describe the outcome: status, canonical
-    output or error text."""
-    if "tests" in request:
-        return _run_tests(request["program"], request["tests"])
-    try:
-        arguments = literals.parse_arguments(request["input"], config["max_input_chars"])
-    except literals.NotPlainData as error:  # the caller checked already: not expected
-        return {"status": "error", "output": None, "error": f"input: {error}"}
-    namespace: dict[str, Any] = {"__name__": "__program__", "__builtins__": builtins}
-    try:
-        exec(compile(request["program"], "<program>", "exec"), namespace)
-        f = namespace.get("f")
-        if not callable(f):
-            return {"status": "error", "output": None, "error": "the program defines no function f"}
-        value = f(*arguments.args, **arguments.kwargs)
-    except MemoryError:
-        return {"status": "memory", "output": None, "error": "MemoryError: out of memory"}
-    except BaseException as error:  # SystemExit and KeyboardInterrupt included
-        return {"status": "error", "output": None, "error": _describe(error)}
-    gc.disable()  # no finalizer of the program's objects runs while the output is written
-    try:
-        output = literals.canonical(value, config["max_output_chars"])
-    except literals.NotPlainData as error:
-        return {"status": "invalid_output", "output": None, "error": str(error)}
-    except BaseException as error:
-        return {"status": "invalid_output", "output": None, "error": _describe(error)}
-    return {"status": "ok", "output": output, "error": ""}
-
-
-def _run_tests(program: str, tests: str) -> dict:
-    """Run `program`, then `tests` in its namespace: ok (output `None`) iff neither raises."""
-    namespace: dict[str, Any] = {"__name__": "__program__", "__builtins__": builtins}
-    try:
-        exec(compile(program, "<program>", "exec"), namespace)
-        exec(compile(tests, "<tests>", "exec"), namespace)
-    except MemoryError:
-        return {"status": "memory", "output": None, "error": "MemoryError: out of memory"}
-    except BaseException as error:  # SystemExit and KeyboardInterrupt included
-        return {"status": "error", "output": None, "error": _describe(error)}
-    return {"status": "ok", "output": "None", "error": ""}
-
-
-def _describe(error: BaseException) -> str:
-    """`ZeroDivisionError: division by zero (line 3)`: the exception and where in the program (or
-    `(tests line 5)` when a test raised it)."""
-    try:
-        text = type(error).__name__ + (f": {error}" if str(error) else "")
-    except BaseException:
-        text = type(error).__name__
-    where = None
-    traceback = error.__traceback__
-    while traceback is not None:
-        filename = traceback.tb_frame.f_code.co_filename
-        if filename in ("<program>", "<tests>"):
-            where = f"line {traceback.tb_lineno}" if filename == "<program>" else f"tests line {traceback.tb_lineno}"
-        traceback = traceback.tb_next
-    if where is not None:
-        text += f" ({where})"
-    return text[:_MAX_ERROR_CHARS]
 
 
 if __name__ == "__main__":

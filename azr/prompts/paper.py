@@ -205,7 +205,9 @@ class PaperTemplate(Template):
         return Answer(task_type, found[0])
 
 
-_BLOCK = re.compile(r"```[ \t]*(python|input|output|message)[ \t]*\n(.*?)\n?[ \t]*```", re.DOTALL)
+_LABELS = ("python", "input", "output", "message")
+_FENCE = "```"
+_BLANKS = re.compile(r"[ \t]*")
 
 
 def _answer(completion: str) -> str | FormatError:
@@ -222,7 +224,37 @@ def _answer(completion: str) -> str | FormatError:
 
 
 def _blocks(answer: str) -> dict[str, list[str]]:
+    """The fenced blocks of an answer by label: what findall of
+    ```[ \\t]*(python|input|output|message)[ \\t]*\\n(.*?)\\n?[ \\t]*``` (DOTALL) finds, in linear
+    time (that regex backtracks over each run of blanks once per position in it)."""
     found: dict[str, list[str]] = {}
-    for label, body in _BLOCK.findall(answer):
-        found.setdefault(label, []).append(body.strip("\n"))
+    start = answer.find(_FENCE)
+    while start >= 0:
+        opened = _opening(answer, start + len(_FENCE))
+        if opened is None:  # not a block's opening fence: the next one may start a character later
+            start = answer.find(_FENCE, start + 1)
+            continue
+        label, body_start = opened
+        close = answer.find(_FENCE, body_start)
+        if close < 0:  # no closing fence, nor any later opening one
+            break
+        found.setdefault(label, []).append(answer[body_start : _body_end(answer, body_start, close)].strip("\n"))
+        start = answer.find(_FENCE, close + len(_FENCE))
     return found
+
+
+def _opening(text: str, at: int) -> tuple[str, int] | None:
+    """(label, where the body starts) when `[ \\t]*label[ \\t]*\\n` starts at `at`, else None."""
+    at = _BLANKS.match(text, at).end()  # type: ignore[union-attr]
+    label = next((name for name in _LABELS if text.startswith(name, at)), None)
+    if label is None:
+        return None
+    at = _BLANKS.match(text, at + len(label)).end()  # type: ignore[union-attr]
+    return (label, at + 1) if text.startswith("\n", at) else None
+
+
+def _body_end(text: str, start: int, close: int) -> int:
+    """Where a body running from `start` to the fence at `close` ends: before the blanks that the
+    fence's line begins with, and the newline before them (which the regex's lazy body leaves)."""
+    end = start + len(text[start:close].rstrip(" \t"))
+    return end - 1 if end > start and text[end - 1] == "\n" else end
