@@ -116,9 +116,9 @@ class SelfPlayConfig:
     """Tasks kept per buffer; past it the oldest are evicted. 0: no cap."""
     hash_seeds: list[int] = field(default_factory=lambda: [0, 1])
     """PYTHONHASHSEED of the two runs of the determinism check."""
-    clock_offset: float = 41_234_567.25
-    """Seconds every clock of the determinism check's second run is ahead (libfaketime): about
-    477 days, so year, month, day, weekday, hour, minute and second all differ. 0: off."""
+    shift_clock: bool = True
+    """The determinism check's two runs each see every clock ahead by a secret offset, a century and
+    more apart (libfaketime): a task that reads the time by any route is `nondeterministic`."""
     runtime_policy: bool = True
     """Run proposed programs and solvers' programs under the sandbox's run-time policy: one that
     reaches a file, a process, the clock or a banned module by a route the static filter misses is

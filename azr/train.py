@@ -133,7 +133,7 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
     validation = ValidationConfig(
         induction_inputs=s.induction_inputs,
         hash_seeds=tuple(s.hash_seeds),  # type: ignore[arg-type]
-        clock_offset=s.clock_offset,
+        shift_clock=s.shift_clock,
         policy=s.runtime_policy,
     )
     stop = _StopOnSignal()
@@ -148,7 +148,14 @@ def train(run_dir: Path, config: Config, console: Any = None) -> int:
                 template,
                 store,
                 Validator(executor, validation, seed=seed),
-                Verifier(executor, s.equality, validation.filter, hash_seed=s.hash_seeds[0], policy=s.runtime_policy),
+                Verifier(
+                    executor,
+                    s.equality,
+                    validation.filter,
+                    hash_seed=s.hash_seeds[0],
+                    policy=s.runtime_policy,
+                    clock=1 if s.shift_clock else 0,
+                ),
                 updater,
                 chat=policy.tokenizer if config.model.chat_template else None,
             )

@@ -70,10 +70,11 @@ class ValidationConfig:
     """An induction message repeating this many consecutive tokens of the program leaks it."""
     hash_seeds: tuple[int, int] = (0, 1)
     """PYTHONHASHSEED of the two runs of the determinism check; must differ."""
-    clock_offset: float = 41_234_567.25
-    """Seconds the second run's clocks run ahead of the first's (libfaketime): about 477 days,
-    6 h, 2 min and 47.25 s, so the year, month, day, weekday, hour, minute and second read in the
-    two runs all differ. 0 turns it off."""
+    shift_clock: bool = True
+    """Run the two runs on the executor's clocks 1 and 2 (`Executor.run_batch`): each ahead of the
+    real time by a secret offset, a century and more apart, so that whatever a program reads of
+    the time (the year's century down to the microsecond) differs between the runs and cannot be
+    undone. False: both on the real clock."""
     policy: bool = True
     """Run proposals under the run-time policy (azr.executor.policy) with `filter`'s banned
     modules: a program that reaches for a file, a process, the clock or a banned module by a route
@@ -118,8 +119,9 @@ class Validator:
                 pending.append(checked)
             else:
                 results[index] = _rejected(checked)
-        pending = self._run(pending, results, self.config.hash_seeds[0], 0.0, first=True)
-        pending = self._run(pending, results, self.config.hash_seeds[1], self.config.clock_offset, first=False)
+        clocks = (1, 2) if self.config.shift_clock else (0, 0)
+        pending = self._run(pending, results, self.config.hash_seeds[0], clocks[0], first=True)
+        pending = self._run(pending, results, self.config.hash_seeds[1], clocks[1], first=False)
         for item in pending:
             task = guarded(Stage.BUILD_TASK, self._task, item, step, source)
             results[item.index] = _rejected(task) if isinstance(task, InternalError) else Validation(task, None)
@@ -167,14 +169,14 @@ class Validator:
         pending: list[_Pending],
         results: list[Validation | None],
         hash_seed: int,
-        clock_offset: float,
+        clock: int,
         first: bool,
     ) -> list[_Pending]:
         """Run every input of every pending proposal; keep those whose runs all succeed (and, on
         the second run, agree with the first)."""
         policy = Policy(self.config.filter.banned_modules) if self.config.policy else None
         requests = [ExecRequest(item.proposal.program, text, policy) for item in pending for text in item.inputs]
-        outcomes = iter(self.executor.run_batch(requests, hash_seed=hash_seed, clock_offset=clock_offset))
+        outcomes = iter(self.executor.run_batch(requests, hash_seed=hash_seed, clock=clock))
         kept = []
         for item in pending:
             runs = [next(outcomes) for _ in item.inputs]

@@ -93,13 +93,17 @@ class Verifier:
         filter: FilterConfig | None = None,
         hash_seed: int = 0,
         policy: bool = True,
+        clock: int = 1,
     ) -> None:
         self.executor = executor
         self.equality = Equality(equality)
         self.filter = filter or FilterConfig()
         self.hash_seed = hash_seed
         """PYTHONHASHSEED of the runs: the seed the tasks' outputs were computed with
-        (ValidationConfig.hash_seeds[0]), with the real clock, as that first run had."""
+        (ValidationConfig.hash_seeds[0])."""
+        self.clock = clock
+        """The executor clock of the runs: validation's first run's (1, or 0 without
+        ValidationConfig.shift_clock), so they share its workers."""
         self.policy = Policy(self.filter.banned_modules) if policy else None
         """The run-time policy the runs are under (azr.executor.policy), as in validation: a solver's
         program for an induction task reaching for the clock is `banned`, not lucky."""
@@ -116,7 +120,9 @@ class Verifier:
         # Each distinct (program, input) runs once: N_mc samples of one answer are often identical.
         unique = list(dict.fromkeys((program, input) for check in checks for program, input, _ in check.runs))
         results = self.executor.run_batch(
-            [ExecRequest(program, input, self.policy) for program, input in unique], hash_seed=self.hash_seed
+            [ExecRequest(program, input, self.policy) for program, input in unique],
+            hash_seed=self.hash_seed,
+            clock=self.clock,
         )
         ran = dict(zip(unique, results, strict=True))
         for check in checks:

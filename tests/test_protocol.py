@@ -80,6 +80,8 @@ def test_ok():
         ({"frame": message(output="frozenset({[]})")}, ExecStatus.ERROR, "not a canonical"),
         ({"frame": message(output="(" + "9" * 400 + "+1j)")}, ExecStatus.ERROR, "not a canonical"),
         ({"frame": message(output="{[]: 1}")}, ExecStatus.ERROR, "not a canonical"),
+        ({"frame": json.dumps({"status": [], "output": None, "error": ""})}, ExecStatus.ERROR, "malformed"),
+        ({"frame": json.dumps({"status": {}, "output": "1", "error": ""})}, ExecStatus.ERROR, "malformed"),
         ({"frame": "[" * 100000}, ExecStatus.ERROR, "malformed"),
         # the child's own verdicts pass through
         ({"frame": message("error", None, "ValueError: no")}, ExecStatus.ERROR, "ValueError: no"),

@@ -72,9 +72,13 @@ Layers, from the outside in:
 
 The determinism check (azr.validate) runs each proposal twice, in two worker groups (`Ambient`)
 that differ in everything a program can read that is not its input: the hash seed (so set order,
-`hash()` and addresses), and the clock, every clock, 477 days ahead in the second (libfaketime,
-preloaded into the second group's workers). What is not made to differ is made the same for every
-request: process ids, the private directory, the environment, the working directory.
+`hash()` and addresses), and the clock, every clock, ahead of the real one by one of two secret
+offsets a century and more apart (`run_batch`'s clocks 1 and 2: libfaketime, preloaded into both
+groups' workers, with the offset read once and then gone from the environment). A program may
+tell the runs apart (the hash seeds are public) but cannot undo an offset it does not know. What
+is not made to differ is made the same for every request: process ids, the private directory,
+the environment, the working directory; and what a program could read of the machine's state
+(free memory and load through sysinfo, locks on the files every sandbox sees) is denied.
 
 Property by property (tests in tests/test_sandbox.py and tests/test_isolation.py, run under both
 isolations unless marked):
@@ -99,6 +103,9 @@ isolations unless marked):
 | non-plain, huge or deep outputs | exact-type serializer with size and depth limits -> `invalid_output` |
 | a task reading the clock by any route (name resolver, date formatter, C, file times) | policy (6); else clock offset |
 | a task reading process ids, the directory's path or metadata | policy (6); else the same for all (3) |
+| a task telling the two runs apart and taking the clock offset back off | secret offsets, a century apart |
+| a task reading the machine's free memory or load; locks as a channel | seccomp (5): sysinfo, flock, fcntl locks |
+| a program reading the checkout azr runs from (tests, run directories) | only the package on the import path (2) |
 | tests that exit early, forge a pass, fork, connect, flood (test requests) | as for programs: `error` [test requests] |
 | writing into `python_paths`, or importing from them unasked | read-only bind, off sys.path by default [bwrap] |
 
@@ -138,9 +145,13 @@ with a warning, and a clock read the policy misses can pass the check.
 
 Known limits, not yet held: the machine's memory is bounded per child (memory_mb) but not per
 worker by a cgroup. File times are the kernel's real clock, which libfaketime does not move: only
-the policy keeps a program from reading them. The policy itself is not a boundary (see
-azr.executor.policy): string-based reflection can reach an original function; what it reads is
-then the clock, caught by the offset, or a pid, the same for everyone.
+the policy keeps a program from reading them. Global kernel counters (pipe inode numbers, mount
+ids) move with what earlier requests did; only the policy keeps a program from reading them
+(fstat, ctypes). A program that sleeps on a clock run ahead sleeps for the offset (libfaketime
+moves the monotonic clock, the kernel's absolute sleep does not): it times out. The policy itself
+is not a boundary (see azr.executor.policy): string-based reflection can reach its own objects or
+an original function; what such a program reads is then the clock, caught by the offsets, or a
+pid, the same for everyone.
 """
 
 import atexit

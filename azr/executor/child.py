@@ -100,11 +100,8 @@ def _confine(config: dict, zygote_pidfd: int, request: int, result: int, output:
     os.close(0)
     sys.stdin = None  # reading stdin is an error, not an empty string
     os.chdir(namespaces.PRIVATE_DIRECTORY if fresh else os.path.join(config["scratch"], "work"))
-    # libfaketime reads its offset from the environment at every clock read (FAKETIME_NO_CACHE):
-    # in the clock-offset group it stays, the same for every request of that group.
-    kept = {key: os.environ[key] for key in ("FAKETIME", "FAKETIME_NO_CACHE") if key in os.environ}
-    os.environ.clear()
-    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": os.getcwd(), "LANG": "C.UTF-8", **kept})
+    os.environ.clear()  # libfaketime's offset among it: read once by the worker, for good
+    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": os.getcwd(), "LANG": "C.UTF-8"})
     uid = config["drop_to_uid"]
     if uid is not None:
         os.setgroups([])
@@ -149,6 +146,8 @@ def _run(request: dict, config: dict) -> dict:
     if request.get("policy") is not None:
         policy = _policy or Policy(sys.path)
         policy.arm(request["policy"]["banned_modules"])
+        for name in [name for name in sys.modules if name.partition(".")[0] == "azr"]:
+            del sys.modules[name]  # the sandbox's own modules, this policy among them: out of the program's reach
     namespace = _program_namespace()
     try:
         exec(compile(request["program"], "<program>", "exec"), namespace)

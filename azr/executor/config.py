@@ -36,9 +36,9 @@ class ExecutorConfig:
     the site-packages holding math-verify for a benchmark's scorer. Empty for self-play: proposed
     programs get the standard library only."""
     faketime: str | None = None
-    """Path of libfaketime, which runs the clock of a worker group ahead (`run_batch`'s
-    `clock_offset`, the determinism check's second run); None looks for Debian's (`apt-get install
-    faketime`), then the `libfaketime` package's."""
+    """Path of libfaketime, which runs the clocks of a worker group ahead (`run_batch`'s `clock`,
+    the determinism check's two runs); None looks for Debian's (`apt-get install faketime`), then the
+    `libfaketime` package's."""
 
     def __post_init__(self) -> None:
         checks = [

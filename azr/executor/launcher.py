@@ -141,9 +141,14 @@ class Launcher:
             return sandbox.bwrap_launch(self._bwrap, ambient, self._settings(), faketime)
         if self._scratch is None:
             self._scratch = tempfile.mkdtemp(prefix="azr-exec-")
+            # The workers' import path gets a directory holding only the azr package, not the
+            # directory azr lives in (a checkout's root: its tests, benchmarks, run directories).
+            os.mkdir(os.path.join(self._scratch, "package"))
+            os.symlink(sandbox.package_dir(), os.path.join(self._scratch, "package", "azr"))
         # A fresh directory per worker process: one killed mid-request leaves its files behind.
         scratch = tempfile.mkdtemp(prefix=f"{ambient.hash_seed}-{slot}-", dir=self._scratch)
-        return sandbox.plain_launch(scratch, ambient, self._settings(), faketime)
+        package_root = os.path.join(self._scratch, "package")
+        return sandbox.plain_launch(scratch, ambient, self._settings(), faketime, package_root)
 
     def _resolve(self, ambient: Ambient) -> list[WorkerHandle]:
         self.faketime = sandbox.find_faketime(self.config.faketime)

@@ -113,7 +113,7 @@ def isolate_zygote(uid: int, host_view: bool) -> None:
     """Move the calling process (the zygote) into a mount namespace of its own and mount the first
     private directory. `host_view` (no bubblewrap around it): also make every mount read-only, so
     no directory a child could reach is writable whatever the host's permissions say, and hide the
-    host's /proc behind an empty read-only tmpfs."""
+    host's /proc and /sys behind empty read-only tmpfs."""
     libc = _libc()["free"]
     _check(libc.unshare(CLONE_NEWNS), "a mount namespace for the zygote")
     _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making mounts private")
@@ -122,8 +122,9 @@ def isolate_zygote(uid: int, host_view: bool) -> None:
         number = _SYSCALLS[platform.machine()][1]
         done = libc.syscall(number, _AT_FDCWD, b"/", _AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr))
         _check(done, "making mounts read-only (needs Linux 5.12)")
-        if os.path.isdir("/proc"):
-            _mount_tmpfs(b"/proc", b"size=4k,nr_inodes=1,mode=0555", _MS_RDONLY)
+        for hidden in ("/proc", "/sys"):  # the host's processes, and its memory, load and counters
+            if os.path.isdir(hidden):
+                _mount_tmpfs(hidden.encode(), b"size=4k,nr_inodes=1,mode=0555", _MS_RDONLY)
     _mount_tmpfs(PRIVATE_DIRECTORY.encode(), _private_options(uid))
 
 

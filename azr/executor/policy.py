@@ -14,16 +14,18 @@ more layers, armed in its child just before the program is compiled:
   define them.
 
 Each refuses only what is done on the program's behalf: walking out from the call, the first
-frame that decides is the program's own (refused), or the import system's, or the body of a
-library module being loaded (allowed: `import base64` may load binascii, a module may stat its
-files). The first refusal is recorded; whatever the program does next (it may catch the
-exception), its request ends with status `banned`.
+frame that decides is the program's own (refused), or the import guard's, under which an import
+the policy let through runs (allowed: `import base64` may load binascii, importlib may stat and
+read library files). Frames decide by their code objects' identity or by the program's own file
+name, never by a library's name, which a code object can be given. The first refusal is recorded;
+whatever the program does next (it may catch the exception), its request ends with status
+`banned`.
 
 This is a second line behind the determinism check, not a boundary: a reference to an original
 function taken before these layers went in (`random`'s own `_urandom`), a C function reading the
-clock (`datetime.datetime.now`), or string-based reflection escapes it; they are caught by the
-two validation runs differing in clock, hash seed and everything else a program can read (see
-azr.executor's threat model).
+clock (`datetime.datetime.now`), or string-based reflection that reaches the policy's own objects
+(a closure's cells) escapes it; what they read is caught by the two validation runs differing in
+clock and hash seed, or is the same for every request (see azr.executor's threat model).
 
 Standard library only: the sandbox worker imports this module.
 """
@@ -77,11 +79,13 @@ class Policy:
         self.library_dirs = tuple(os.path.join(d, "") for d in sorted(dirs))
         self.refused = ""
         """What was refused first, or '' when nothing was."""
+        self._vetted: set[Any] = set()
+        """The code of the import guards: what runs under them is an import the policy let through."""
         self._replacements = self._replacements_of_ambient_functions() + self._import_guards()
 
     def arm(self, banned_modules: list[str]) -> None:
         """Install every layer in this process (a child, about to compile its program); for good."""
-        self.banned = frozenset(banned_modules)
+        self.banned = frozenset(banned_modules) | {"azr"}  # the sandbox's own code, this policy among it
         for module, name, function in self._replacements:
             setattr(module, name, function)
         sys.addaudithook(self._audit)
@@ -96,6 +100,8 @@ class Policy:
             found += [self._guard(module, name, f"os.{name}()") for name in _OS]
         random = sys.modules.get("random")
         found += [self._guard(random, name, f"random.{name}()") for name in (_RANDOM if random is not None else ())]
+        resource = sys.modules.get("resource")  # loaded by the worker: CPU time, memory in use
+        found += [self._guard(resource, name, f"resource.{name}()") for name in ("getrusage",) if resource]
         return [replacement for replacement in found if replacement is not None]
 
     def _import_guards(self) -> list[tuple[Any, str, Any]]:
@@ -114,6 +120,7 @@ class Policy:
             self._check_import(name, sys._getframe(1))
             return original_import_module(name, package)
 
+        self._vetted = {guarded_import.__code__, guarded_import_module.__code__}
         return [(builtins, "__import__", guarded_import), (importlib, "import_module", guarded_import_module)]
 
     def refuse(self, what: str) -> None:
@@ -124,16 +131,16 @@ class Policy:
     # -- who is asking --------------------------------------------------------------------------
 
     def _for_program(self, frame: FrameType | None) -> bool:
-        """Whether the call made in `frame` is made on the program's behalf: walking outward, the
-        program's code comes before the import system or a library module being loaded."""
+        """Whether the call made in `frame` is made on the program's behalf: walking outward, a
+        frame of the program's own code comes before an import guard (under which the import
+        system and the modules it loads do their work) or the end of the stack (the child's own
+        code). Only code objects decide, by identity or by the program's file name: a frame that
+        claims to be library code by its names decides nothing."""
         while frame is not None:
-            filename = frame.f_code.co_filename
-            if filename == "<program>":
+            code = frame.f_code
+            if code.co_filename == "<program>":
                 return True
-            if filename.startswith("<frozen importlib._bootstrap") or (
-                frame.f_code.co_name == "<module>"
-                and (filename.startswith(self.library_dirs) or filename.startswith("<frozen "))
-            ):
+            if code in self._vetted:
                 return False
             frame = frame.f_back
         return False
@@ -145,10 +152,11 @@ class Policy:
         underscored = top.startswith("_") and top != "__future__"
         if top not in self.banned and not underscored:
             return
-        while frame is not None and frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
-            frame = frame.f_back
+        asking = frame
+        while asking is not None and asking.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            asking = asking.f_back
         # `_` modules are the C halves of others: the program may not import them, its modules may.
-        if (frame is not None and frame.f_code.co_filename == "<program>") or (
+        if (asking is not None and asking.f_code.co_filename == "<program>") or (
             top in self.banned and self._for_program(frame)
         ):
             self.refuse(f"import of {module}")
@@ -158,6 +166,7 @@ class Policy:
     def _audit(self, event: str, arguments: tuple) -> None:
         if event == "import":
             self._check_import(arguments[0], sys._getframe(1))
+
         elif event == "open":
             if not self._reads_library(arguments) and self._for_program(sys._getframe(1)):
                 self.refuse(f"open({arguments[0]!r:.100})")

@@ -197,6 +197,7 @@ def _parse_frame(frame: str) -> dict | None:
     if not (
         isinstance(message, dict)
         and set(message) == {"status", "output", "error"}
+        and isinstance(message["status"], str)
         and message["status"] in _CHILD_STATUSES
         and isinstance(message["error"], str)
     ):

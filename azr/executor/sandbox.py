@@ -115,7 +115,8 @@ class Ambient:
 
     hash_seed: int = 0
     clock_offset: float = 0.0
-    """Seconds added to every clock the programs read (libfaketime); 0: the real clock."""
+    """Seconds added to every clock the programs read (libfaketime); 0: the real clock, no
+    libfaketime."""
 
 
 def _python() -> str:
@@ -123,7 +124,7 @@ def _python() -> str:
     return os.path.realpath(sys.executable)
 
 
-def _package_dir() -> str:
+def package_dir() -> str:
     return os.path.dirname(os.path.abspath(azr.__file__))
 
 
@@ -140,10 +141,12 @@ def _worker_argv(package_root: str, settings: dict, scratch: str, wipe: list[str
     return [_python(), "-S", "-s", "-B", "-c", code, json.dumps(settings)]
 
 
-def plain_launch(scratch: str, ambient: Ambient, settings: dict, faketime: str | None) -> WorkerLaunch:
+def plain_launch(
+    scratch: str, ambient: Ambient, settings: dict, faketime: str | None, package_root: str
+) -> WorkerLaunch:
     """A worker without bubblewrap (isolation `none`): rlimits, uid drop, seccomp, and, where the
-    kernel allows, fresh namespaces per child."""
-    argv = _worker_argv(os.path.dirname(_package_dir()), settings, scratch, [scratch], host_view=True)
+    kernel allows, fresh namespaces per child. `package_root`: a directory holding only `azr`."""
+    argv = _worker_argv(package_root, settings, scratch, [scratch], host_view=True)
     return WorkerLaunch(argv, _environment(ambient, faketime), scratch)
 
 
@@ -184,7 +187,7 @@ def bwrap_launch(bwrap: str, ambient: Ambient, settings: dict, faketime: str | N
         for parent in reversed(Path(path).parents[:-1]):
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", path, path]
-    argv += ["--ro-bind", _package_dir(), f"{SANDBOX_PACKAGE_ROOT}/azr"]
+    argv += ["--ro-bind", package_dir(), f"{SANDBOX_PACKAGE_ROOT}/azr"]
     # Extra import directories at fixed places of their own: a venv under /tmp would be hidden by
     # the private /tmp, and only these directories, not their parents, are shown.
     inside = [f"{SANDBOX_PYTHON_PATHS}/{i}" for i in range(len(settings["python_paths"]))]
@@ -227,9 +230,15 @@ def _environment(ambient: Ambient, faketime: str | None) -> dict[str, str]:
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": str(ambient.hash_seed)}
     if ambient.clock_offset and faketime is not None:
         # Every clock of the worker and its children, monotonic ones included, runs that far ahead.
-        # No cache: the offset is read from the environment at every read of the clock, so a
-        # process that lost it would show the real time at once, not ten seconds later.
-        env.update({"LD_PRELOAD": faketime, "FAKETIME": f"{ambient.clock_offset:+.6f}", "FAKETIME_NO_CACHE": "1"})
+        # Read once, in the worker, and never again: the children's environment does not have it,
+        # so no program can read the offset there, nor change it.
+        env.update(
+            {
+                "LD_PRELOAD": faketime,
+                "FAKETIME": f"{ambient.clock_offset:+.6f}",
+                "FAKETIME_CACHE_DURATION": "2000000000",
+            }
+        )
     return env
 
 

@@ -14,6 +14,8 @@ ordinary computation is untouched, the calls below fail with EPERM.
   that make the kernel signal someone else; ptrace, process_vm_*, pidfd_*, setpriority...;
 - memory that escapes RLIMIT_AS and outlives the process: System V shared memory, semaphores and
   message queues, POSIX message queues, memfd; special files (mknod);
+- state shared with other requests: file locks (flock, fcntl record locks: every sandbox sees the
+  same read-only files), and the machine's free memory and load (sysinfo);
 - new namespaces, mounts, and rarely needed kernel surfaces (bpf, perf_event_open, userfaultfd,
   keyrings).
 
@@ -77,6 +79,9 @@ _DENY = {
     "unshare": (272, 97), "setns": (308, 268), "mount": (165, 40), "umount2": (166, 39),
     "pivot_root": (155, 41), "chroot": (161, 51), "open_tree": (428, 428), "move_mount": (429, 429),
     "fsopen": (430, 430), "fsmount": (432, 432),
+    # state shared between requests: locks on files every sandbox sees (the read-only library), and
+    # the machine's memory and load
+    "flock": (73, 32), "sysinfo": (99, 179),
     # rarely needed kernel surfaces
     "bpf": (321, 280), "perf_event_open": (298, 241), "userfaultfd": (323, 282),
     "add_key": (248, 217), "request_key": (249, 218), "keyctl": (250, 219),
@@ -91,10 +96,15 @@ _SELF_ONLY = {
     "sched_setattr": ((314, 274), True),
 }  # fmt: skip
 
-# Denied for these values of the second argument: ways to have signals sent to another process.
+# Denied for these values of the second argument: ways to have signals sent to another process, and
+# record locks (POSIX and open-file-description), which another request could see.
 _F_SETOWN, _F_SETSIG, _F_SETOWN_EX, _FIOSETOWN, _SIOCSPGRP = 8, 10, 15, 0x8901, 0x8902
+_F_GETLK, _F_SETLK, _F_SETLKW, _F_OFD_GETLK, _F_OFD_SETLK, _F_OFD_SETLKW = 5, 6, 7, 36, 37, 38
 _DENY_COMMANDS = {
-    "fcntl": ((72, 25), (_F_SETOWN, _F_SETSIG, _F_SETOWN_EX)),
+    "fcntl": (
+        (72, 25),
+        (_F_SETOWN, _F_SETSIG, _F_SETOWN_EX, _F_GETLK, _F_SETLK, _F_SETLKW, _F_OFD_GETLK, _F_OFD_SETLK, _F_OFD_SETLKW),
+    ),
     "ioctl": ((16, 29), (_FIOSETOWN, _SIOCSPGRP)),
 }
 _CLONE3 = 435

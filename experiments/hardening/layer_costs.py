@@ -24,8 +24,8 @@ from azr.tasks import TaskType, TripletProposal
 from azr.validate import ValidationConfig, Validator
 
 WAYS = {
-    "neither": ValidationConfig(policy=False, clock_offset=0.0),
-    "policy only": ValidationConfig(clock_offset=0.0),
+    "neither": ValidationConfig(policy=False, shift_clock=False),
+    "policy only": ValidationConfig(shift_clock=False),
     "clock offset only": ValidationConfig(policy=False),
     "both (training)": ValidationConfig(),
 }

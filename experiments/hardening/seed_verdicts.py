@@ -25,7 +25,7 @@ FILES = {"7b_coder_seed_io.jsonl": TaskType.DEDUCTION, "7b_coder_code_f_seed_io.
 WAYS = {
     "policy+offset": ValidationConfig(),
     "offset only": ValidationConfig(policy=False),
-    "neither": ValidationConfig(policy=False, clock_offset=0.0),
+    "neither": ValidationConfig(policy=False, shift_clock=False),
 }
 
 
