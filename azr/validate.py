@@ -180,14 +180,14 @@ class Validator:
         kept = []
         for item in pending:
             runs = [next(outcomes) for _ in item.inputs]
-            checked = guarded(Stage.SANDBOX_RESULTS, self._check_runs, item, runs, hash_seed, first)
+            checked = guarded(Stage.SANDBOX_RESULTS, self._check_runs, item, runs, first)
             if isinstance(checked, _Pending):
                 kept.append(checked)
             else:
                 results[item.index] = _rejected(checked)
         return kept
 
-    def _check_runs(self, item: _Pending, runs: list[ExecResult], hash_seed: int, first: bool) -> _Pending | Validation:
+    def _check_runs(self, item: _Pending, runs: list[ExecResult], first: bool) -> _Pending | Validation:
         """The proposal with its outputs if its runs succeeded (and, on the second run, agree with
         the first), else why not."""
         failed = next((run for run in runs if not run.ok), None)

@@ -108,7 +108,7 @@ def _input(text: str) -> str:
     """A task's input, canonical. One longer than the sandbox accepts is refused before parsing."""
     from azr.executor import ExecutorConfig, parse_arguments
 
-    return parse_arguments(text, ExecutorConfig().max_input_chars).canonical()
+    return parse_arguments(text, ExecutorConfig.max_input_chars).canonical()
 
 
 def _output(text: str) -> str:
@@ -116,5 +116,5 @@ def _output(text: str) -> str:
     matched: it is refused before parsing."""
     from azr.executor import ExecutorConfig, canonical, parse_value
 
-    limit = ExecutorConfig().max_output_chars
+    limit = ExecutorConfig.max_output_chars
     return canonical(parse_value(text, limit), limit)

@@ -144,7 +144,7 @@ def _run(request: dict, config: dict) -> dict:
         return {"status": "error", "output": None, "error": f"input: {error}"}
     policy = None
     if request.get("policy") is not None:
-        policy = _policy or Policy(sys.path)
+        policy = _policy  # built by prepare() in the worker, before any child
         policy.arm(request["policy"]["banned_modules"])
         for name in [name for name in sys.modules if name.partition(".")[0] == "azr"]:
             del sys.modules[name]  # the sandbox's own modules, this policy among them: out of the program's reach
@@ -159,8 +159,9 @@ def _run(request: dict, config: dict) -> dict:
         return _refused(policy) or {"status": "memory", "output": None, "error": "MemoryError: out of memory"}
     except BaseException as error:  # SystemExit and KeyboardInterrupt included
         return _refused(policy) or {"status": "error", "output": None, "error": _describe(error)}
-    if policy is not None and policy.refused:
-        return _refused(policy)  # type: ignore[return-value]
+    refused = _refused(policy)
+    if refused:
+        return refused
     gc.disable()  # no finalizer of the program's objects runs while the output is written
     try:
         output = literals.canonical(value, config["max_output_chars"])

@@ -74,7 +74,7 @@ class Launcher:
     def spawn(self, ambient: Ambient, slot: int) -> WorkerHandle:
         """One worker process, started but not yet known to work."""
         launch = self._launch(ambient, slot)
-        return WorkerHandle(launch, slot, scratch=None if self.isolation == "bwrap" else launch.scratch)
+        return WorkerHandle(launch, slot, scratch=launch.scratch)
 
     def ready(self, worker: WorkerHandle, ambient: Ambient) -> WorkerHandle:
         """`worker` once it answered its self-test, its clock checked against the one asked for."""

@@ -16,15 +16,18 @@ This needs CAP_SYS_ADMIN in the zygote: bubblewrap keeps it for the worker, root
 kernel refuses (a container without it), the worker falls back to one shared private directory
 emptied between requests (azr.executor.worker), with the weaker guarantees the threat model lists.
 
-Standard library only: the sandbox worker imports this module.
+Standard library only (and this package's stdlib-only seccomp): the sandbox worker imports this module.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 from typing import Any
+
+from azr.executor import seccomp
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
@@ -63,22 +66,18 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-_cache: dict[str, Any] = {}
-
-
-def _libc() -> Any:
+@functools.lru_cache(maxsize=1)
+def _libc() -> dict[str, Any]:
     """libc twice: `held` keeps the GIL across the call (as os.fork does around fork), `free` not."""
-    if not _cache:
-        held = ctypes.PyDLL(None, use_errno=True)
-        held.syscall.restype = ctypes.c_long
-        free = ctypes.CDLL(None, use_errno=True)
-        free.syscall.restype = ctypes.c_long
-        free.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-        api = ctypes.pythonapi
-        for name in ("PyOS_BeforeFork", "PyOS_AfterFork_Parent", "PyOS_AfterFork_Child"):
-            getattr(api, name).restype = None
-        _cache.update(held=held, free=free, api=api)
-    return _cache
+    held = ctypes.PyDLL(None, use_errno=True)
+    held.syscall.restype = ctypes.c_long
+    free = ctypes.CDLL(None, use_errno=True)
+    free.syscall.restype = ctypes.c_long
+    free.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    api = ctypes.pythonapi
+    for name in ("PyOS_BeforeFork", "PyOS_AfterFork_Parent", "PyOS_AfterFork_Child"):
+        getattr(api, name).restype = None
+    return {"held": held, "free": free, "api": api}
 
 
 def _check(result: int, what: str) -> None:
@@ -148,7 +147,7 @@ def drop_capabilities() -> None:
     loses them anyway when it drops to nobody; an unprivileged bubblewrap child keeps its uid and
     would keep what bubblewrap left the worker. Without exec, nothing can raise them again."""
     libc = _libc()["free"]
-    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    seccomp.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
     header = _CapHeader(_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
     number = _SYSCALLS[platform.machine()][3]

@@ -179,8 +179,6 @@ class Executor:
             literals.parse_arguments(request.input, self.config.max_input_chars)
         except literals.NotPlainData as error:
             return str(error)
-        except Exception as error:  # parse_arguments is total; a bug there must not cost the batch
-            return f"input: {type(error).__name__}"
         return ""
 
     def _workers(self, ambient: Ambient) -> list[WorkerHandle]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import azr
+from azr.executor.namespaces import TMPFS_BYTES
 
 NOBODY = 65534
 """The uid and gid a child drops to when the worker runs as root (RLIMIT_NPROC is void for root)."""
@@ -22,9 +23,6 @@ SANDBOX_PYTHON_PATHS = "/azr-python-paths"
 """Where ExecutorConfig.python_paths appear inside bubblewrap, as /azr-python-paths/0, /1..."""
 SANDBOX_FAKETIME = "/azr-faketime/libfaketime.so.1"
 """Where a libfaketime outside /usr appears inside bubblewrap."""
-
-TMPFS_BYTES = 64 * 2**20
-"""Size of the sandbox's private /tmp, where a program's private directory lives."""
 
 _FAKETIME_DIRS = ("/usr/lib/{triplet}/faketime", "/usr/lib/faketime", "/usr/lib64/faketime", "/usr/local/lib/faketime")
 _ELF_MACHINES = {"x86_64": (0x3E, "x86_64-linux-gnu"), "aarch64": (0xB7, "aarch64-linux-gnu")}
@@ -104,8 +102,8 @@ class WorkerLaunch:
     scratch: str | None = None
     """Isolation `none`: the host directory where the children's private directories are made."""
     cwd: str = "/"
-    """The worker's working directory: one no program can write (it is not on the import path
-    under `-I`, but nothing the worker's interpreter reads should come from a writable place)."""
+    """The worker's working directory: one no program can write (it is kept off the worker's
+    import path too, but nothing the worker's interpreter reads should come from a writable place)."""
 
 
 @dataclass(frozen=True)

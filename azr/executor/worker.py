@@ -72,7 +72,12 @@ def main() -> None:
     zygote, fresh, why_not = _start_zygote(config)
     _prepare(config, zygote, fresh)
     canary = serve({"program": "def f(x):\n    return x", "input": "[1]"}, config, zygote, fresh)
-    ready = canary["returncode"] == 0 and _frame_status(canary["frame"]) == "ok" and canary["confined"]
+    ready = (
+        canary["returncode"] == 0
+        and _frame_status(canary["frame"]) == "ok"
+        and canary["confined"]
+        and not canary["retiring"]
+    )
     error = "" if ready else f"the sandbox's self-test failed: {canary}"
     if unsafe:
         ready, error = False, f"{unsafe} is on the sandbox's import path and writable by its programs"
