@@ -2,14 +2,18 @@
 
     checkpoints/step-N/model/             save_pretrained: loads in transformers as is
     checkpoints/step-N/trainer_state.pt   optimizer, scheduler, RNG states, the step
+    checkpoints/step-N/checksums.json     size and sha256 of every file above, written last
 
 A checkpoint is built in a temporary directory and renamed into place only when complete, so a
 crash or SIGKILL mid-write leaves the previous checkpoints intact and no half-written one that
-looks finished. The last `keep` are kept.
+looks finished. The last `keep` are kept. What happens to it later (a truncated copy, a deleted
+file, a bad disk) the checksums catch: `usable` returns the newest checkpoint that verifies.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import re
@@ -20,10 +24,12 @@ from typing import Any
 import torch
 
 from azr.policy import Policy
+from azr.rundir import WriteRefused, fault_point, resource_problem, sync_directory
 from azr.update import Updater
 
 _NAME = re.compile(r"^step-(\d+)$")
 STATE_FILE = "trainer_state.pt"
+CHECKSUMS = "checksums.json"
 
 
 def directory(run_dir: Path) -> Path:
@@ -37,7 +43,7 @@ def complete(run_dir: Path) -> list[tuple[int, Path]]:
     if root.is_dir():
         for entry in root.iterdir():
             match = _NAME.match(entry.name)
-            if match and (entry / STATE_FILE).exists():
+            if match and (entry / CHECKSUMS).exists():
                 found.append((int(match.group(1)), entry))
     return sorted(found)
 
@@ -47,28 +53,91 @@ def latest(run_dir: Path) -> tuple[int, Path] | None:
     return found[-1] if found else None
 
 
+def usable(run_dir: Path) -> tuple[tuple[int, Path] | None, list[tuple[int, str]]]:
+    """The newest checkpoint whose files verify, and (step, why) for each newer one skipped."""
+    skipped = []
+    for step, path in reversed(complete(run_dir)):
+        problem = verify(path)
+        if problem is None:
+            return (step, path), skipped
+        skipped.append((step, problem))
+    return None, skipped
+
+
 def save(run_dir: Path, step: int, policy: Policy, updater: Updater, keep: int) -> Path:
+    """Write step `step`'s checkpoint and keep the newest `keep`. On any failure the half-written
+    one is removed and the error raised (a WriteRefused when the disk refused a write): the older
+    checkpoints are untouched."""
     root = directory(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
-    for stale in root.glob(".tmp-step-*"):  # left by a crash mid-save
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_unfinished(run_dir)
     temporary = root / f".tmp-step-{step}-{os.getpid()}"
-    policy.save(temporary / "model")
-    state = {
-        "step": step,
-        "updater": updater.state_dict(),
-        "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
-    }
-    torch.save(state, temporary / STATE_FILE)
-    _sync(temporary)
+    try:
+        policy.save(temporary / "model")
+        state = {
+            "step": step,
+            "updater": updater.state_dict(),
+            "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
+        }
+        torch.save(state, temporary / STATE_FILE)
+        _write_checksums(temporary)
+        _sync(temporary)
+    except Exception as error:
+        problem = resource_problem(error, temporary)  # asked before the space is given back
+        shutil.rmtree(temporary, ignore_errors=True)
+        if problem is None:
+            raise
+        raise WriteRefused(problem.replace(str(temporary), str(final))) from error
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    fault_point("checkpoint-written", step)
     if final.exists():  # a re-run of the same step after a resume: replace it
         shutil.rmtree(final)
     os.replace(temporary, final)
-    _sync(root)
+    sync_directory(root)
+    fault_point("checkpoint-renamed", step)
     for _, old in complete(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def remove(run_dir: Path, step: int) -> None:
+    shutil.rmtree(directory(run_dir) / f"step-{step}", ignore_errors=True)
+
+
+def remove_unfinished(run_dir: Path) -> list[Path]:
+    """Delete the temporary directories of saves a crash cut short; returns them."""
+    root = directory(run_dir)
+    stale = list(root.glob(".tmp-step-*")) if root.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def verify(path: Path) -> str | None:
+    """None when every file listed in the checkpoint's checksums.json has its size and sha256;
+    else what is wrong, first problem only."""
+    try:
+        listed = json.loads((path / CHECKSUMS).read_text(encoding="utf-8"))["files"]
+        entries = [(name, int(entry["bytes"]), str(entry["sha256"])) for name, entry in listed.items()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        return f"{CHECKSUMS} cannot be read ({type(error).__name__})"
+    if not any(name == STATE_FILE for name, _, _ in entries):
+        return f"{CHECKSUMS} does not list {STATE_FILE}"
+    outside = [name for name, _, _ in entries if not (path / name).resolve().is_relative_to(path.resolve())]
+    if outside:
+        return f"{CHECKSUMS} names a file outside the checkpoint: {outside[0]}"
+    for name, size, digest in entries:
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, not {size}"
+        if _sha256(file) != digest:
+            return f"{name} does not match its checksum"
+    return None
 
 
 def load(path: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
@@ -81,14 +150,25 @@ def load(path: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
     return state
 
 
+def _write_checksums(path: Path) -> None:
+    files = sorted(f for f in path.rglob("*") if f.is_file())
+    listed = {str(f.relative_to(path)): {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in files}
+    (path / CHECKSUMS).write_text(json.dumps({"files": listed}, indent=1), encoding="utf-8")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _sync(path: Path) -> None:
-    """fsync a directory tree's files and the directory itself, so a rename publishes data."""
+    """fsync a directory tree's files and its directories, so a rename publishes data."""
     for file in path.rglob("*"):
         if file.is_file():
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    for folder in [*(d for d in path.rglob("*") if d.is_dir()), path]:
+        sync_directory(folder)

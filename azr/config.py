@@ -9,19 +9,25 @@ merging and type checking; `check` adds the cross-field rules, with errors that 
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import re
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from azr.advantages import STATS
-from azr.executor.config import ISOLATIONS
+from azr.executor.config import ISOLATIONS, ExecutorConfig
 from azr.prompts import TEMPLATES
 from azr.reward import SHAPINGS
 from azr.tasks import TaskType
+from azr.userfiles import UserFileError, decode, one_line, plain_yaml, read_bytes, yaml_problem
 
 _ = MISSING
 
@@ -222,20 +228,74 @@ def preset_path(name: str) -> Path:
 
 
 def load(config_file: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults, then a preset or YAML file, then dotted `key=value` overrides; checked."""
+    """Defaults, then a preset or YAML file, then dotted `key=value` overrides; checked. Anything
+    wrong (a file that is missing, not UTF-8, not YAML, not a mapping of keys; an unknown key, a
+    wrong type, a broken rule) is a ConfigError of one line that says where and what to change. An
+    empty file changes nothing (the tiny-cpu preset is one)."""
     merged: DictConfig = OmegaConf.structured(Config)
+    if config_file:
+        path = Path(config_file)
+        if not path.exists() and config_file in PRESETS:
+            path = preset_path(config_file)
+        if not path.exists():
+            raise ConfigError(f"no config file {config_file!r}: give a path or a preset ({', '.join(PRESETS)})")
+        name = f"config file {config_file}"
+        try:
+            text = decode(read_bytes(path, "config file"), name)
+        except UserFileError as error:
+            raise ConfigError(str(error)) from None
+        merged = _merge(merged, _mapping(text, name), name)
+    dotted = OmegaConf.create()
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. train.steps=5)")
+        try:
+            dotted.merge_with_dotlist([item])
+        except (yaml.YAMLError, UnicodeError, RecursionError) as error:  # the value is parsed as YAML
+            raise ConfigError(f"override {item!r}: {yaml_problem(error)}") from None
+        except OmegaConfBaseException as error:
+            raise ConfigError(_explain(error)) from None
+    return _checked(_merge(merged, dotted, ""))
+
+
+def _mapping(text: str, name: str) -> DictConfig:
+    """The mapping of keys a YAML document holds ({} for an empty one). Plain YAML only: a tag
+    (`!!python/...`, `!foo`) is refused, as are a list or a single value at the top."""
+    at = f"{name}: " if name else ""
     try:
-        if config_file:
-            path = Path(config_file)
-            if not path.exists() and config_file in PRESETS:
-                path = preset_path(config_file)
-            if not path.exists():
-                raise ConfigError(f"no config file {config_file!r}: give a path or a preset ({', '.join(PRESETS)})")
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} is not key=value (e.g. train.steps=5)")
-        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        root = plain_yaml(text)
+    except UserFileError as error:
+        raise ConfigError(at + str(error)) from None
+    if root is None:
+        return OmegaConf.create()
+    if not isinstance(root, yaml.MappingNode):
+        what = "a list" if isinstance(root, yaml.SequenceNode) else f"the single value {root.value[:40]!r}"
+        raise ConfigError(
+            f"{at}it holds {what}, not a mapping of keys: write sections of `key: value` lines "
+            "(see `azr train --help-config`)"
+        )
+    try:
+        return OmegaConf.create(text)  # type: ignore[return-value]  # OmegaConf's YAML: 1e-4 is a float
+    except (yaml.YAMLError, RecursionError) as error:
+        raise ConfigError(at + yaml_problem(error)) from None
+    except OmegaConfBaseException as error:  # a value OmegaConf does not hold: a date, bytes, a set
+        raise ConfigError(at + _explain(error)) from None
+
+
+def _merge(base: DictConfig, other: DictConfig, name: str) -> DictConfig:
+    at = f"{name}: " if name else ""
+    try:
+        return OmegaConf.merge(base, other)  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        raise ConfigError(at + _explain(error)) from None
+    except (TypeError, ValueError, AttributeError, KeyError) as error:  # OmegaConf's own, on odd shapes
+        raise ConfigError(
+            f"{at}cannot be merged into the config ({type(error).__name__}: {one_line(str(error))})"
+        ) from None
+
+
+def _checked(merged: DictConfig) -> Config:
+    try:
         config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as error:
         raise ConfigError(_explain(error)) from None
@@ -244,15 +304,36 @@ def load(config_file: str | None = None, overrides: list[str] | tuple[str, ...] 
 
 
 def _explain(error: OmegaConfBaseException) -> str:
-    key = getattr(error, "full_key", "") or ""
-    message = str(error).splitlines()[0]
+    key = one_line(getattr(error, "full_key", "") or "")
+    message = one_line(str(error).split("\n    full_key:")[0])  # OmegaConf's details follow
     if "Key" in message and "not in" in message:
         return f"unknown key {key!r}: see `azr train --help-config` for the keys"
     return f"{key}: {message}" if key else message
 
 
+_KINDS = {int: "an integer", float: "a number", str: "a string"}
+
+
+def _check_types(section: Any, prefix: str = "") -> None:
+    """What OmegaConf lets through its type checks: a list item of another type (`[0, {a: 1}]` for
+    a list of ints), a float that is not finite."""
+    hints = typing.get_type_hints(type(section))
+    for spec in dataclasses.fields(section):
+        value, hint, key = getattr(section, spec.name), hints[spec.name], prefix + spec.name
+        if dataclasses.is_dataclass(value):
+            _check_types(value, key + ".")
+        elif typing.get_origin(hint) is list:
+            (kind,) = typing.get_args(hint)
+            for element in value:
+                if isinstance(element, bool) or not isinstance(element, (int, float) if kind is float else kind):
+                    raise ConfigError(f"{key}: {element!r:.40} is not {_KINDS[kind]}; give a list of them")
+        elif hint is float and not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, not {value}")
+
+
 def check(config: Config) -> None:
     """Cross-field rules; raises ConfigError naming the key and what to change."""
+    _check_types(config)
     s, g, o, t, e, m = config.selfplay, config.generation, config.optim, config.train, config.executor, config.model
     rules: list[tuple[bool, str]] = [
         (set(s.task_types) <= {t.value for t in TaskType} and len(set(s.task_types)) == len(s.task_types) > 0,
@@ -277,6 +358,8 @@ def check(config: Config) -> None:
          "selfplay.max_tasks must be 0 (no cap) or at least seed_factor x batch_size"),
         (len(s.hash_seeds) == 2 and s.hash_seeds[0] != s.hash_seeds[1],
          "selfplay.hash_seeds must be two different seeds"),
+        (all(0 <= seed < 2**32 for seed in s.hash_seeds),
+         "selfplay.hash_seeds: each is a PYTHONHASHSEED, in [0, 2**32 - 1]"),
         (s.equality in ("strict", "python"), "selfplay.equality must be strict or python"),
         (all(":" in f and f.split(":", 1)[0] in {t.value for t in TaskType} for f in s.seed_files),
          "selfplay.seed_files entries are task_type:path, e.g. deduction:seeds.jsonl"),
@@ -296,28 +379,40 @@ def check(config: Config) -> None:
         (e.isolation in ISOLATIONS, f"executor.isolation must be one of {', '.join(ISOLATIONS)}"),
         (e.timeout > 0 and e.memory_mb >= 64 and e.workers >= 0,
          "executor.timeout must be > 0, executor.memory_mb >= 64, executor.workers >= 0"),
+        (-(2**63) <= t.seed < 2**63, "train.seed must be a 64-bit integer"),
         (t.steps >= 0 and t.save_every >= 1 and t.keep_checkpoints >= 1 and t.log_samples >= 0,
          "train.steps and train.log_samples must be >= 0, train.save_every and train.keep_checkpoints >= 1"),
         (m.lora.r >= 1 and m.lora.alpha > 0 and 0 <= m.lora.dropout < 1,
          "model.lora: r must be >= 1, alpha > 0, dropout in [0, 1)"),
         (m.dtype in ("float32", "bfloat16", "float16"), "model.dtype must be float32, bfloat16 or float16"),
-        (m.device == "auto" or m.device == "cpu" or m.device.startswith("cuda"),
+        (re.fullmatch(r"auto|cpu|cuda(:\d+)?", m.device) is not None,
          "model.device must be auto, cpu, cuda or cuda:N"),
     ]  # fmt: skip
     for ok, message in rules:
         if not ok:
             raise ConfigError(message)
+    try:  # the sandbox's own rules, checked now rather than after the model loads
+        ExecutorConfig(**dataclasses.asdict(e))
+    except ValueError as error:
+        raise ConfigError("executor." + str(error).removeprefix("executor config: ").split(", got ")[0]) from None
 
 
 def to_yaml(config: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(config))
 
 
-def from_yaml(text: str) -> Config:
-    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))
-    config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    check(config)
-    return config
+def from_yaml(text: str | bytes) -> Config:
+    """The config `to_yaml` wrote (text, or its UTF-8 bytes), checked. A file that is empty, not
+    UTF-8, not YAML or not a mapping, or that holds an unknown key or a wrong type (hand-edited),
+    is a ConfigError of one line naming the key or the problem."""
+    if isinstance(text, bytes):
+        try:
+            text = decode(text, "the config")
+        except UserFileError as error:
+            raise ConfigError(str(error).removeprefix("the config: ")) from None
+    if not text.strip():
+        raise ConfigError("it is empty (a saved config lists every key)")
+    return _checked(_merge(OmegaConf.structured(Config), _mapping(text, ""), ""))
 
 
 def describe_keys() -> str:

@@ -90,13 +90,25 @@ class ProgramCheck:
         return self.rejection is None
 
 
+_TOO_DEEP = ProgramCheck(Rejection.SYNTAX, "cannot be checked (RecursionError)")
+"""The check of a program that ran out of stack. Built in advance: near the end of the stack,
+building a result (a call to ProgramCheck, even to len) raises RecursionError again, and Python 3.11
+counts C calls and each entry into the interpreter from C against the limit, so the frames left
+there are fewer than the frames on the stack say."""
+
+
 def check_program(source: str, config: FilterConfig = FilterConfig()) -> ProgramCheck:
     """Run the static filter on a program's source. Never raises: a program that cannot be checked
     (whatever the reason) is rejected as SYNTAX."""
     try:
         return _check(source, config)
+    except RecursionError:  # from anywhere in _check, its own handlers included: return with no call
+        return _TOO_DEEP
     except Exception as error:  # parse, symtable and the walk all raise on inputs nobody foresaw
-        return ProgramCheck(Rejection.SYNTAX, f"cannot be checked ({type(error).__name__})")
+        try:
+            return ProgramCheck(Rejection.SYNTAX, f"cannot be checked ({type(error).__name__})")
+        except RecursionError:
+            return _TOO_DEEP
 
 
 def _check(source: str, config: FilterConfig) -> ProgramCheck:
@@ -204,12 +216,12 @@ def normalized(source: str) -> str:
     """The program's syntax tree without positions or comments, as ast.dump writes it: two
     spellings of one program (whitespace, comments, quote style) normalise alike. Never raises: a
     source that cannot be parsed, or is longer than MAX_NORMALIZED_CHARS, is its own normal form."""
-    if len(source) > MAX_NORMALIZED_CHARS:
-        return _UNPARSED + source
-    try:
+    try:  # everything, len included: near the end of the stack any call may raise RecursionError
+        if len(source) > MAX_NORMALIZED_CHARS:
+            return _UNPARSED + source
         return _dump(ast.parse(source))
     except Exception:  # SyntaxError, ValueError, and past a nesting depth (set by the caller's stack) RecursionError
-        return _UNPARSED + source
+        return _UNPARSED + source  # no call: this cannot run out of stack
 
 
 def _dump(tree: ast.AST) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from azr.store import connect_readonly
 from azr.tasks import TaskType
 
 TYPES = tuple(t.value for t in TaskType)
@@ -197,7 +198,7 @@ def store_stats(path: Path) -> list[dict[str, Any]]:
         f" COUNT(DISTINCT CASE WHEN {live} THEN program END), AVG(CASE WHEN {live} THEN LENGTH(program) END),"
         f" SUM(evicted_at IS NOT NULL) FROM tasks GROUP BY task_type"
     )
-    with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as db:
+    with closing(connect_readonly(path)) as db:
         found = {row[0]: row[1:] for row in db.execute(query)}
     names = ("live", "proposed", "distinct programs", "mean program chars", "evicted")
     ordered = [t for t in TYPES if t in found] + sorted(t for t in found if t not in TYPES)

@@ -9,11 +9,14 @@ once. TensorBoard events past s are purged the same way.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+from azr.rundir import WriteRefused, write_atomically
 
 
 def _truncate_jsonl(path: Path, after_step: int) -> None:
@@ -27,9 +30,7 @@ def _truncate_jsonl(path: Path, after_step: int) -> None:
                 kept.append(line)
         except (ValueError, AttributeError):
             continue  # a line cut short by a crash
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomically(path, "".join(line + "\n" for line in kept))
 
 
 class RunLog:
@@ -50,8 +51,6 @@ class RunLog:
             try:
                 import wandb
             except ImportError:
-                import logging
-
                 logging.getLogger("azr").warning("train.wandb_project is set but wandb is not installed: skipping")
             else:
                 id_file = run_dir / "wandb_id"  # one W&B run per run directory, across resumes
@@ -62,32 +61,45 @@ class RunLog:
                 )
 
     def step(self, step: int, metrics: dict[str, float], samples: list[dict[str, Any]]) -> None:
+        """Append a step's lines; a WriteRefused when the disk refuses (a line it cut short is
+        dropped on resume, with the rest of the uncommitted steps)."""
         clean = {k: (v if isinstance(v, (int, float)) and math.isfinite(v) else None) for k, v in metrics.items()}
         _append(self.metrics_path, [{"step": step, "time": time.time(), **clean}])
         _append(self.samples_path, samples)
         if self.tensorboard is not None:
-            for key, value in clean.items():
-                if value is not None:
-                    self.tensorboard.add_scalar(key, value, step)
-            self.tensorboard.flush()
+            try:
+                for key, value in clean.items():
+                    if value is not None:
+                        self.tensorboard.add_scalar(key, value, step)
+                self.tensorboard.flush()
+            except OSError as error:
+                raise WriteRefused(f"cannot write {self.tensorboard.log_dir}: {error.strerror or error}") from None
         if self.wandb is not None:
             self.wandb.log(clean, step=step)
 
     def close(self) -> None:
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-        if self.wandb is not None:
-            self.wandb.finish()
+        """Flush and close the writers; one that fails (a full disk) is reported, not raised, so
+        that closing never hides the error that ended the run."""
+        for name, closer in (("tensorboard", self.tensorboard and self.tensorboard.close),
+                             ("wandb", self.wandb and self.wandb.finish)):  # fmt: skip
+            if closer:
+                try:
+                    closer()
+                except Exception as error:
+                    logging.getLogger("azr").warning("closing %s failed: %s", name, error)
 
 
 def _append(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    with open(path, "a", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise WriteRefused(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -37,11 +37,13 @@ import json
 import logging
 import random
 import sqlite3
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from azr.guard import guarded
 from azr.programs import dedup_key
+from azr.rundir import WriteRefused
 from azr.tasks import InductionTask, InternalError, Stage, Task, TaskType, TripletTask
 
 log = logging.getLogger("azr.store")
@@ -88,23 +90,42 @@ class StoreError(RuntimeError):
 class TaskStore:
     """The task buffers of one run. Use as a context manager, or call close()."""
 
-    def __init__(self, path: str | Path, max_tasks: int | None = None) -> None:
+    def __init__(self, path: str | Path, max_tasks: int | None = None, readonly: bool = False) -> None:
         self.path = Path(path)
         self.max_tasks = max_tasks
         """Tasks kept per type; past it the oldest are evicted. None: no cap."""
+        self.readonly = readonly
+        """Opened for reading only (`mode=ro`): works on an archived run on a read-only disk, and
+        never blocks or disturbs a trainer writing the store."""
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            with self._transaction():  # two processes creating one store at once: one does it
-                for statement in _SCHEMA.split(";"):
-                    self._db.execute(statement)
-                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._db = connect_readonly(self.path) if readonly else self._create()
             version = int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
         except (sqlite3.DatabaseError, ValueError, TypeError) as error:
             raise StoreError(f"{self.path} is not a usable task store: {error}") from None
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema {version}; this azr reads up to {SCHEMA_VERSION}: upgrade azr")
+
+    def _create(self) -> sqlite3.Connection:
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        with self._transaction():  # two processes creating one store at once: one does it
+            for statement in _SCHEMA.split(";"):
+                self._db.execute(statement)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+        return self._db
+
+    @property
+    def identity(self) -> str | None:
+        """A random id given at creation: a run's manifest names its store by it."""
+        return self.meta("store_id")
+
+    @property
+    def step(self) -> int | None:
+        """The last step whose writes are all committed (`commit_step`); None before any."""
+        value = self.meta("step")
+        return int(value) if value is not None and value.isdigit() else None
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -155,6 +176,12 @@ class TaskStore:
                 (step, task_type.value, excess),
             )
 
+    def commit_step(self, step: int) -> None:
+        """Record that every write of `step` is committed. SQLite commits in order, so a store whose
+        marker survived holds all of that step's tasks; one behind a checkpoint lost commits."""
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('step', ?)", (str(step),))
+
     def truncate_after(self, step: int) -> int:
         """Make the buffers what they were at the end of `step`, on resuming from a checkpoint taken
         then: delete the tasks added later and restore those evicted later. Returns how many were
@@ -162,6 +189,7 @@ class TaskStore:
         with self._transaction():
             deleted = self._db.execute("DELETE FROM tasks WHERE step > ?", (step,)).rowcount
             self._db.execute("UPDATE tasks SET evicted_at = NULL WHERE evicted_at > ?", (step,))
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('step', ?)", (str(step),))
         return deleted
 
     def forget_evicted(self, up_to_step: int) -> int:
@@ -170,11 +198,11 @@ class TaskStore:
             return self._db.execute("DELETE FROM tasks WHERE evicted_at <= ?", (up_to_step,)).rowcount
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, "BEGIN IMMEDIATE")
+        return _Transaction(self._db, "BEGIN IMMEDIATE", self.path)
 
     def _snapshot(self) -> _Transaction:
         """A read transaction: several queries see one state, whatever other writers do."""
-        return _Transaction(self._db, "BEGIN")
+        return _Transaction(self._db, "BEGIN", self.path)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -204,6 +232,8 @@ class TaskStore:
 
     def get(self, task_id: int) -> Task | None:
         """A task by id, evicted or not."""
+        if not -(2**63) <= task_id < 2**63:  # beyond SQLite's integers: no such task
+            return None
         row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return _task(row) if row else None
 
@@ -254,17 +284,54 @@ class TaskStore:
 
 
 class _Transaction:
-    """BEGIN ... COMMIT, or ROLLBACK on an exception."""
+    """BEGIN ... COMMIT, or ROLLBACK on an exception. A disk that refuses the write (full,
+    read-only, an I/O error) is a WriteRefused naming the file: nothing of the transaction is kept."""
 
-    def __init__(self, db: sqlite3.Connection, begin: str) -> None:
+    def __init__(self, db: sqlite3.Connection, begin: str, path: Path) -> None:
         self.db = db
         self.begin = begin
+        self.path = path
 
     def __enter__(self) -> None:
-        self.db.execute(self.begin)
+        try:
+            self.db.execute(self.begin)
+        except sqlite3.OperationalError as error:
+            raise _refused(error, self.path) from error
 
-    def __exit__(self, kind: type | None, *_: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+    def __exit__(self, kind: type | None, error: BaseException | None, _: object) -> None:
+        try:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        except sqlite3.OperationalError as failure:
+            if kind is None:
+                raise _refused(failure, self.path) from failure
+        if isinstance(error, sqlite3.OperationalError) and (refused := _refused(error, self.path)) is not error:
+            raise refused from error
+
+
+def _refused(error: sqlite3.OperationalError, path: Path) -> Exception:
+    if getattr(error, "sqlite_errorname", "").startswith(_RESOURCE):
+        return WriteRefused(f"cannot write {path}: {error}")
+    return error
+
+
+_RESOURCE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_BUSY")
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection. `mode=ro` needs to create the WAL index beside the file; on a
+    read-only disk that fails, and a store closed cleanly (no -wal file) is opened as immutable."""
+    if not path.is_file():
+        raise sqlite3.DatabaseError("no such file")
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=30)
+        db.execute("SELECT 1 FROM meta LIMIT 1")
+        return db
+    except sqlite3.OperationalError as error:
+        wal = path.with_name(path.name + "-wal")
+        if getattr(error, "sqlite_errorname", "") != "SQLITE_CANTOPEN" or (wal.exists() and wal.stat().st_size):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
 
 def _where(task_type: TaskType | None, max_step: int | None) -> tuple[str, list]:

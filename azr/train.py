@@ -4,12 +4,14 @@ The run directory is a contract (README, "The run directory"):
 
     config.yaml      the resolved config          metrics.jsonl   one JSON object per step
     tasks.db         the task store (SQLite)      samples.jsonl   proposals and answers to read
-    tensorboard/     event files                  checkpoints/    step-N/{model/, trainer_state.pt}
+    tensorboard/     event files                  checkpoints/    step-N/{model/, trainer_state.pt,
+    run.json         the manifest (azr/rundir.py)                     checksums.json}
 
-Running the same command on the same directory resumes from the last complete checkpoint: the
-weights, optimizer and scheduler come back, the task buffers are cut back to what they were at
-that step, and the log lines of steps the crash lost are dropped, to be written again. Ctrl-C
-finishes the current step, saves, and exits.
+Running the same command on the same directory resumes from the newest checkpoint that verifies
+(azr/resume.py checks the rerun against the manifest): the weights, optimizer and scheduler come
+back, the task buffers are cut back to what they were at that step, and the log lines of steps
+the crash lost are dropped, to be written again. Ctrl-C (or SIGTERM) finishes the current step,
+saves, and exits.
 """
 
 from __future__ import annotations
@@ -17,67 +19,35 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import random
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from azr import checkpoint
-from azr.config import Config, ConfigError, as_dict, from_yaml, to_yaml
-from azr.executor import Executor, ExecutorConfig
+from azr import checkpoint, resume, rundir
+from azr.config import Config, ConfigError, as_dict, to_yaml
+from azr.executor import Executor, ExecutorConfig, ExecutorError
 from azr.generation import Sampling, TransformersGenerator
-from azr.policy import Policy
+from azr.policy import Policy, PolicyError
 from azr.prompts import get_template
 from azr.propose import propose
+from azr.rundir import Manifest, RunDirError, WriteRefused
 from azr.runlog import RunLog, read_metrics
 from azr.seeds import identity_proposals, read_rows
 from azr.selfplay import SelfPlay, selfplay_step, stage_seed
-from azr.store import TaskStore
+from azr.store import StoreError, TaskStore
 from azr.tasks import TaskType
 from azr.update import Updater
+from azr.userfiles import UserFileError, read_text, split_lines
 from azr.validate import ValidationConfig, Validator, rejection_counts
 from azr.verify import Verifier
 
 log = logging.getLogger("azr.train")
-
-
-IMMUTABLE = ("model", "generation", "selfplay", "optim", "executor")
-
-
-def resolve_config(run_dir: Path, requested: Config) -> Config:
-    """The config of a run. A new run takes `requested`. A run that has trained (a checkpoint or a
-    logged step) must ask for what it started with (running the same command again is how to
-    resume), and may change only `train.*`, except the seed, which every draw follows from."""
-    saved_path = run_dir / "config.yaml"
-    started = checkpoint.complete(run_dir) or (run_dir / "metrics.jsonl").exists()
-    if not saved_path.exists() or not started:
-        return requested
-    try:
-        saved = as_dict(from_yaml(saved_path.read_text()))
-    except Exception as error:  # a file cut short, or hand-edited: say which
-        raise ConfigError(f"{saved_path} cannot be read ({error}): fix or remove it") from None
-    wanted = as_dict(requested)
-    pairs = [(f"{section}.{key}", value, wanted[section].get(key)) for section in IMMUTABLE
-             for key, value in saved[section].items()]  # fmt: skip
-    pairs.append(("train.seed", saved["train"]["seed"], wanted["train"]["seed"]))
-    for name, before, after in pairs:
-        if before != after:
-            raise ConfigError(
-                f"{run_dir} was started with {name}={before!r}, not {after!r}; only train.* (but the seed) "
-                "may change when resuming: use the same config, or a new --run-dir"
-            )
-    return requested
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def sizes(config: Config) -> str:
@@ -98,102 +68,153 @@ def sizes(config: Config) -> str:
     )
 
 
-def train(run_dir: Path, config: Config, console: Any = None) -> int:
-    """Run (or resume) training in `run_dir`; returns the last completed step."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = resolve_config(run_dir, config)
+@dataclass(frozen=True)
+class Outcome:
+    step: int
+    """The last step completed (and saved)."""
+    interrupted_by: int | None = None
+    """The signal (SIGINT, SIGTERM) that stopped the run after a clean save; None: it finished."""
+
+
+def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = False) -> Outcome:
+    """Run (or resume) training in `run_dir`, as its only writer. `fresh` first moves what the
+    directory holds aside. A full or read-only disk is a RunDirError saying where and how to go on:
+    what was committed (the last checkpoint, the store up to it) is intact."""
+    say = console.print if console is not None else print
+    if fresh and (aside := rundir.set_aside(run_dir)) is not None:
+        say(f"--fresh: moved the previous run to {aside}")
+    with rundir.RunLock(run_dir):
+        saved = [0]
+        try:
+            return _train(run_dir, config, say, console, saved)
+        except WriteRefused as error:
+            problem: str | None = str(error)
+        except (ConfigError, RunDirError, PolicyError, ExecutorError, StoreError):
+            raise
+        except Exception as error:
+            problem = rundir.resource_problem(error, run_dir)
+            if problem is None:
+                raise
+        then = f"resume from step {saved[0]}" if saved[0] else "start again"
+        raise RunDirError(
+            f"{problem}; what was committed is intact: free space (or fix the permissions), then run the "
+            f"same command to {then}"
+        )
+
+
+def _train(run_dir: Path, config: Config, say: Any, console: Any, saved: list[int]) -> Outcome:
+    stray = rundir.remove_temporaries(run_dir) + checkpoint.remove_unfinished(run_dir)
+    if stray:
+        log.warning("removed what an interrupted write left: %s", ", ".join(str(p) for p in stray))
+    start = resume.plan(run_dir, config)
+    config = start.config
     for entry in config.selfplay.seed_files:  # before minutes of model loading
-        if not Path(entry.split(":", 1)[1]).is_file():
-            raise ConfigError(f"selfplay.seed_files: no file {entry.split(':', 1)[1]!r}")
+        try:
+            read_text(entry.split(":", 1)[1], "seed file")
+        except UserFileError as error:
+            raise ConfigError(f"selfplay.seed_files: {error}") from None
     benches = _eval_benches(config) if config.eval.every else None
     seed = config.train.seed
     random.seed(seed)
     torch.manual_seed(seed)
-    say = console.print if console is not None else print
-
-    policy = Policy(config.model, seed)
-    limit = config.generation.max_prompt_tokens + config.generation.max_new_tokens
-    if policy.max_positions and limit > policy.max_positions:
-        raise ConfigError(
-            f"generation.max_prompt_tokens + max_new_tokens = {limit} exceeds the model's "
-            f"{policy.max_positions} positions: lower them"
-        )
-    _write_atomically(run_dir / "config.yaml", to_yaml(config))
-    updater = Updater(policy, config.optim)
-    found = checkpoint.latest(run_dir)
-    start = 0
-    if found is not None:
-        start, path = found
-        checkpoint.load(path, policy, updater)
-        say(f"resuming {run_dir} from step {start}")
-    runlog = RunLog(run_dir, start, config.train.tensorboard, config.train.wandb_project, as_dict(config))
     s = config.selfplay
-    executor_config = ExecutorConfig(**dataclasses.asdict(config.executor))
-    template = get_template(s.template, n_inputs=s.induction_inputs)
+    stop = _StopOnSignal()
+    with contextlib.ExitStack() as resources:
+        resources.callback(stop.restore)
+        store = resources.enter_context(resume.open_store(run_dir, start, s.max_tasks or None))
+        policy = Policy(config.model, seed)
+        limit = config.generation.max_prompt_tokens + config.generation.max_new_tokens
+        if policy.max_positions and limit > policy.max_positions:
+            raise ConfigError(
+                f"generation.max_prompt_tokens + max_new_tokens = {limit} exceeds the model's "
+                f"{policy.max_positions} positions: lower them"
+            )
+        rundir.write_atomically(run_dir / "config.yaml", to_yaml(config))
+        for step, why in start.skipped:  # it would be replaced when its step is saved again
+            checkpoint.remove(run_dir, step)
+            log.warning(
+                "checkpoint step-%d is not usable (%s): removed it; resuming from step %d", step, why, start.step
+            )
+        manifest = start.manifest or Manifest(as_dict(config), store.identity or "", 0, ())
+        kept = tuple(step for step, _ in checkpoint.complete(run_dir))
+        manifest = dataclasses.replace(manifest, step=start.step, checkpoints=kept)
+        rundir.write_manifest(run_dir, manifest)  # what a crash between save and manifest left out
+        updater = Updater(policy, config.optim)
+        if start.checkpoint is not None:
+            checkpoint.load(start.checkpoint[1], policy, updater)
+            say(f"resuming {run_dir} from step {start.step}")
+        saved[0] = start.step
+        removed = store.truncate_after(start.step)
+        if removed:
+            say(f"dropped {removed} tasks added after step {start.step}, which the checkpoint did not see")
+        runlog = RunLog(run_dir, start.step, config.train.tensorboard, config.train.wandb_project, as_dict(config))
+        resources.callback(runlog.close)
+        executor = resources.enter_context(Executor(ExecutorConfig(**dataclasses.asdict(config.executor))))
+        play = _selfplay(config, policy, updater, store, executor)
+        say(f"sandbox: {executor.describe()}")
+        if start.step == 0:
+            seed_buffers(play, say, stop)
+            if stop.requested:
+                say("interrupted while seeding; run the same command to go on from there")
+                return Outcome(0, stop.requested)
+        say(sizes(config))
+        evaluate = _Evaluator(play, executor, benches) if benches is not None else None
+        if evaluate is not None and start.step == 0:
+            runlog.step(0, evaluate(), [])  # the base model, before any update
+        last = start.step
+        with _progress(console, config.train.steps, start.step) as progress:
+            for step in range(start.step + 1, config.train.steps + 1):
+                result = selfplay_step(play, step)
+                if evaluate is not None and step % config.eval.every == 0:
+                    result.metrics.update(evaluate())
+                runlog.step(step, result.metrics, result.samples)
+                store.commit_step(step)
+                last = step
+                rundir.fault_point("step-logged", step)
+                progress(step, result.metrics)
+                if step % config.train.save_every == 0 or step == config.train.steps or stop.requested:
+                    checkpoint.save(run_dir, step, policy, updater, config.train.keep_checkpoints)
+                    kept = tuple(found for found, _ in checkpoint.complete(run_dir))
+                    store.forget_evicted(kept[0])
+                    rundir.fault_point("checkpoint-pruned", step)
+                    manifest = dataclasses.replace(manifest, step=step, checkpoints=kept)
+                    rundir.write_manifest(run_dir, manifest)
+                    saved[0] = step
+                if stop.requested:
+                    say(f"interrupted: saved step {step}; run the same command to resume")
+                    break
+    if last > 0:
+        from azr.report import summary
+
+        say(summary(read_metrics(run_dir)))
+    return Outcome(last, stop.requested)
+
+
+def _selfplay(config: Config, policy: Policy, updater: Updater, store: TaskStore, executor: Executor) -> SelfPlay:
+    s = config.selfplay
     validation = ValidationConfig(
         induction_inputs=s.induction_inputs,
         hash_seeds=tuple(s.hash_seeds),  # type: ignore[arg-type]
         shift_clock=s.shift_clock,
         policy=s.runtime_policy,
     )
-    stop = _StopOnSignal()
-    try:
-        with Executor(executor_config) as executor, TaskStore(run_dir / "tasks.db", s.max_tasks or None) as store:
-            removed = store.truncate_after(start)
-            if removed:
-                say(f"dropped {removed} tasks added after step {start}, which the checkpoint did not see")
-            play = SelfPlay(
-                config,
-                TransformersGenerator(policy, config.generation),
-                template,
-                store,
-                Validator(executor, validation, seed=seed),
-                Verifier(
-                    executor,
-                    s.equality,
-                    validation.filter,
-                    hash_seed=s.hash_seeds[0],
-                    policy=s.runtime_policy,
-                    clock=1 if s.shift_clock else 0,
-                ),
-                updater,
-                chat=policy.tokenizer if config.model.chat_template else None,
-            )
-            say(f"sandbox: {executor.describe()}")
-            if start == 0:
-                seed_buffers(play, say, stop)
-                if stop.requested:
-                    say("interrupted while seeding; run the same command to go on from there")
-                    return 0
-            say(sizes(config))
-            evaluate = _Evaluator(play, executor, benches) if benches is not None else None
-            if evaluate is not None and start == 0:
-                runlog.step(0, evaluate(), [])  # the base model, before any update
-            last = start
-            with _progress(console, config.train.steps, start) as progress:
-                for step in range(start + 1, config.train.steps + 1):
-                    result = selfplay_step(play, step)
-                    if evaluate is not None and step % config.eval.every == 0:
-                        result.metrics.update(evaluate())
-                    runlog.step(step, result.metrics, result.samples)
-                    last = step
-                    _fault_injection(step)
-                    progress(step, result.metrics)
-                    if step % config.train.save_every == 0 or step == config.train.steps or stop.requested:
-                        checkpoint.save(run_dir, step, policy, updater, config.train.keep_checkpoints)
-                        oldest = checkpoint.complete(run_dir)[0][0]
-                        store.forget_evicted(oldest)
-                    if stop.requested:
-                        say(f"interrupted: saved step {step}; run the same command to resume")
-                        break
-    finally:
-        stop.restore()
-        runlog.close()
-    if last > 0:
-        from azr.report import summary
-
-        say(summary(read_metrics(run_dir)))
-    return last
+    return SelfPlay(
+        config,
+        TransformersGenerator(policy, config.generation),
+        get_template(s.template, n_inputs=s.induction_inputs),
+        store,
+        Validator(executor, validation, seed=config.train.seed),
+        Verifier(
+            executor,
+            s.equality,
+            validation.filter,
+            hash_seed=s.hash_seeds[0],
+            policy=s.runtime_policy,
+            clock=1 if s.shift_clock else 0,
+        ),
+        updater,
+        chat=policy.tokenizer if config.model.chat_template else None,
+    )
 
 
 def seed_buffers(play: SelfPlay, say: Any, stop: Any = None) -> None:
@@ -208,8 +229,7 @@ def seed_buffers(play: SelfPlay, say: Any, stop: Any = None) -> None:
     if s.seed_files:
         for entry in s.seed_files:
             task_type, path = entry.split(":", 1)
-            with open(path, encoding="utf-8") as handle:
-                proposals = list(read_rows(handle, TaskType(task_type)))
+            proposals = list(read_rows(split_lines(read_text(path, "seed file")), TaskType(task_type)))
             validations = validator.validate(proposals, step=0, source=f"seed:{Path(path).name}")
             added = store.add([v.task for v in validations if v.task is not None])
             say(f"seeded {sum(added)} {task_type} tasks from {path} ({rejection_counts(validations)})")
@@ -306,19 +326,13 @@ class _Evaluator:
         return metrics
 
 
-def _fault_injection(step: int) -> None:
-    """For the resume tests: AZR_FAULT_AFTER_STEP=N kills the process with SIGKILL right after step
-    N is logged, before any checkpoint of it, as a crash or an OOM kill would."""
-    if os.environ.get("AZR_FAULT_AFTER_STEP") == str(step):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 class _StopOnSignal:
     """The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step; the second
     stops at once."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.requested: int | None = None
+        """The signal that asked to stop; None until one does."""
         self._previous = {}
         for number in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError):  # not the main thread: no handler
@@ -327,7 +341,7 @@ class _StopOnSignal:
     def _handle(self, number: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested = number
         print("\nazr: finishing this step, then saving (Ctrl-C again to stop now)", file=sys.stderr)
 
     def restore(self) -> None:

@@ -1,8 +1,6 @@
 """`azr train` end to end on the tiny random model: smoke, resume after SIGKILL, and the update."""
 
-import json
 import math
-import os
 import signal
 import sqlite3
 import subprocess
@@ -12,6 +10,7 @@ import time
 import pytest
 import torch
 from conftest import SHARED
+from runs import FAST, assert_same_run, azr_train, exported_tasks, seeded
 from safetensors.torch import load_file
 
 from azr import tiny
@@ -21,24 +20,6 @@ from azr.policy import Policy
 from azr.runlog import read_metrics
 from azr.tasks import Role, TaskType
 from azr.update import Sample, Updater
-
-FAST = [  # the tiny random model, at the sizes these tests were written for
-    "model.path=tiny-random",
-    "eval.every=0",
-    "selfplay.batch_size=4",
-    "selfplay.reuse_rollouts=false",
-    "selfplay.max_seed_rounds=1",
-    "generation.max_new_tokens=24",
-    "train.tensorboard=false",
-    "executor.timeout=2",
-]
-
-
-def azr_train(run_dir, *overrides, env=None, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "azr.cli", "train", "--run-dir", str(run_dir), *FAST, *overrides],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-    )  # fmt: skip
 
 
 def test_two_steps_from_the_cli(tmp_path):
@@ -86,35 +67,14 @@ def test_the_run_directory_defaults_to_the_preset_name(tmp_path):
     assert preset.returncode == 2 and (tmp_path / "runs" / "gpu-1.5b-lora").is_dir()  # not runs/gpu-1
 
 
-def _comparable(metrics):
-    return [{k: v for k, v in row.items() if k != "time" and not k.startswith("time/") and k != "tokens/per_second"}
-            for row in metrics]  # fmt: skip
-
-
-def _tasks(run):
-    return subprocess.run(
-        [sys.executable, "-m", "azr.cli", "tasks", "export", "--run-dir", str(run)], capture_output=True, text=True
-    ).stdout
-
-
-SEED_ROWS = [{"snippet": f"def f(x):\n    return x * {k} + {k % 3}", "input": str(k)} for k in range(2, 14)] + [
-    {"snippet": f"def f(s):\n    return s[::{(-1) ** k}] + '{k}'", "input": f"'ab{k}'"} for k in range(12)
-]
-
-
 def test_a_crash_loses_nothing_and_the_resumed_run_equals_an_unbroken_one(tmp_path):
     """Seeded with real tasks, so the solver batches are real draws from a real buffer."""
-    seeds = tmp_path / "seeds.jsonl"
-    seeds.write_text("".join(json.dumps(row) + "\n" for row in SEED_ROWS))
-    settings = [
-        "train.steps=4", "train.save_every=2", "optim.entropy_coef=0.01", "selfplay.max_tasks=20",
-        f"selfplay.seed_files=[deduction:{seeds},abduction:{seeds}]",
-    ]  # fmt: skip
+    settings = ["train.steps=4", "train.save_every=2", "optim.entropy_coef=0.01", *seeded(tmp_path)]
     unbroken = tmp_path / "unbroken"
     assert azr_train(unbroken, *settings).returncode == 0
 
     crashed = tmp_path / "crashed"
-    first = azr_train(crashed, *settings, env={"AZR_FAULT_AFTER_STEP": "3"})
+    first = azr_train(crashed, *settings, env={"AZR_FAULT": "step-logged:3"})
     assert first.returncode == -9  # SIGKILL after step 3 was logged; the last checkpoint is step 2
     assert [m["step"] for m in read_metrics(crashed)] == [1, 2, 3]
     second = azr_train(crashed, *settings)
@@ -122,13 +82,8 @@ def test_a_crash_loses_nothing_and_the_resumed_run_equals_an_unbroken_one(tmp_pa
     assert "resuming" in second.stderr and "from step 2" in second.stderr
 
     assert [m["step"] for m in read_metrics(crashed)] == [1, 2, 3, 4]  # step 3 once, rewritten
-    assert _comparable(read_metrics(crashed)) == _comparable(read_metrics(unbroken))
-    assert (crashed / "samples.jsonl").read_text() == (unbroken / "samples.jsonl").read_text()
-    assert _tasks(crashed) == _tasks(unbroken)
-    assert '"task_type": "deduction"' in _tasks(crashed)
-    a = load_file(str(crashed / "checkpoints" / "step-4" / "model" / "model.safetensors"))
-    b = load_file(str(unbroken / "checkpoints" / "step-4" / "model" / "model.safetensors"))
-    assert all(torch.allclose(a[k], b[k]) for k in a)
+    assert_same_run(crashed, unbroken, 4)
+    assert '"task_type": "deduction"' in exported_tasks(crashed)
 
 
 def test_resuming_with_another_algorithm_is_refused(tmp_path):
@@ -352,7 +307,7 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes(tmp_path):
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 0, stderr[-3000:]
+    assert process.returncode == 130, stderr[-3000:]
     assert "interrupted: saved step" in stderr
     steps = [m["step"] for m in read_metrics(run)]
     saved = [int(p.name.split("-")[1]) for p in (run / "checkpoints").iterdir() if p.name.startswith("step-")]

@@ -159,6 +159,8 @@ def parse_benchmarks(text: str) -> list[tuple[str, Path | None]]:
             found.append((name, Path(file.strip()) if file.strip() else None))
         elif not file and Path(part).is_file():
             found.append(("file", Path(part)))
+        elif not file and Path(part).is_dir():
+            raise BenchmarkError(f"{part} is a directory: give a tasks file")
         elif not file and ("/" in part or part.endswith((".jsonl", ".json", ".gz"))):
             raise BenchmarkError(f"no file {part}")
         else:
@@ -189,18 +191,20 @@ def rows_of(name: str, path: Path | None) -> tuple[list[dict[str, Any]], str]:
 
 def read_file(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSON Lines file (gzipped when it ends in .gz) or of a JSON list."""
+    from azr.userfiles import UserFileError, decode, read_bytes, split_lines
+
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-        text = raw.decode("utf-8")
-    except (OSError, EOFError, zlib.error) as error:
-        raise BenchmarkError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
-    except UnicodeDecodeError:
-        raise BenchmarkError(f"{path}: not UTF-8 text") from None
+        raw = read_bytes(path, "benchmark file")
+        text = decode(gzip.decompress(raw) if path.suffix == ".gz" else raw, path)
+    except (OSError, EOFError, zlib.error) as error:  # not gzip
+        raise BenchmarkError(f"cannot read {path}: {error}") from None
+    except UserFileError as error:
+        raise BenchmarkError(str(error)) from None
     try:
         if text.lstrip().startswith("["):
             rows = json.loads(text)
         else:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+            rows = [json.loads(line) for line in split_lines(text) if line.strip()]
     except (ValueError, RecursionError) as error:
         raise BenchmarkError(f"{path}: not JSON Lines or a JSON list ({error})") from None
     if not all(isinstance(row, dict) for row in rows):
@@ -249,6 +253,8 @@ def load(
             path = heldout_path()
             if path is None:
                 raise BenchmarkError("the embedded held-out set is not installed: give heldout=FILE")
+        if path.is_dir():
+            raise BenchmarkError(f"{path} is a directory, not a benchmark file")
         if not path.is_file():
             raise BenchmarkError(f"no benchmark file {path}")
         return reasoning.seed_file(name if name == "heldout" else path.name, path, task_types, executor, limit, seed)

@@ -18,6 +18,7 @@ from azr.benchmarks import Benchmark, BenchmarkError, ReasoningProblem
 from azr.executor import ExecRequest, NotPlainData, parse_arguments
 from azr.seeds import read_rows
 from azr.tasks import TaskType, TripletTask
+from azr.userfiles import UserFileError, read_text, split_lines
 from azr.validate import ValidationConfig, Validator
 
 CRUXEVAL_TYPES = {
@@ -33,11 +34,10 @@ def seed_file(
     """The tasks of a seed-format file, validated; a triplet row serves deduction and abduction.
     Induction rows must all have as many inputs as the first one. Task ids are `file:line`."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise BenchmarkError(f"{path}: not UTF-8 text (one JSON object per line)") from None
-    except OSError as error:
-        raise BenchmarkError(f"cannot read {path}: {error.strerror}") from None
+        text = read_text(path, "benchmark file")
+    except UserFileError as error:
+        raise BenchmarkError(str(error)) from None
+    lines = split_lines(text)
     numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
     triplet_lines = [(n, line) for n, line in numbered if '"inputs"' not in line][:limit]
     induction_lines = [(n, line) for n, line in numbered if '"inputs"' in line][:limit]

@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -23,7 +23,11 @@ class Parser(argparse.ArgumentParser):
 
 
 class UsageError(Exception):
-    """A bad argument or setting; printed as one line, exit code 2."""
+    """A bad argument or setting; printed as one line, exit code 2 (a message of several lines,
+    from whatever it quotes, is joined into one)."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(" ".join(str(message).splitlines()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,16 +94,51 @@ def executor_from(args: argparse.Namespace) -> Any:
 # -- JSON Lines -----------------------------------------------------------------------------------
 
 
-def open_input(path: str) -> IO[str]:
-    if path == "-":
-        return sys.stdin
-    try:
-        return open(path, encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+class Input:
+    """The lines of a file the user gave (`-`: stdin), read as they come; a line that is not UTF-8
+    is a UsageError naming it. A context manager: closing it leaves stdin open."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._text: IO[str] = sys.stdin
+        self._binary: IO[bytes] | None = getattr(sys.stdin, "buffer", None)  # None: a test's StringIO
+        if path == "-":
+            return
+        if Path(path).is_dir():
+            raise UsageError(f"{path} is a directory: give a file, one JSON object per line")
+        try:
+            self._binary = open(path, "rb")  # noqa: SIM115
+        except OSError as error:
+            raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        from azr.userfiles import UserFileError, text_lines
+
+        if self._binary is None:
+            yield from self._text
+            return
+        try:
+            yield from text_lines(self._binary, "stdin" if self.path == "-" else self.path)
+        except UserFileError as error:
+            raise UsageError(str(error)) from None
+
+    def close(self) -> None:
+        if self.path != "-" and self._binary is not None:
+            self._binary.close()
+
+    def __enter__(self) -> Input:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
-def json_lines(lines: IO[str]) -> Iterator[tuple[int, Any, str]]:
+def open_input(path: str) -> Input:
+    """A file of lines the user gave, or stdin for `-`; a missing, unreadable or directory path is a UsageError."""
+    return Input(path)
+
+
+def json_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any, str]]:
     """(line number, object or None, problem) for each non-blank line."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -136,11 +175,8 @@ def answer_lines(
                 sys.stdout.flush()
     except ExecutorError as error:
         raise UsageError(str(error)) from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{args.file}: not UTF-8 text (one JSON object per line)") from None
     finally:
-        if source is not sys.stdin:
-            source.close()
+        source.close()
     return 0
 
 
@@ -160,9 +196,18 @@ def write_line(out: IO[str], obj: dict[str, Any]) -> None:
 
 
 def store_path(run_dir: str, must_exist: bool) -> Path:
-    path = Path(run_dir) / "tasks.db"
+    """The task store of `--run-dir`; when it need not exist, the directory is made (a UsageError if it cannot be)."""
+    directory = Path(run_dir)
+    path = directory / "tasks.db"
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--run-dir {run_dir} is not a directory: give a run directory")
     if must_exist and not path.exists():
         raise UsageError(f"no task store at {path}: create one with `azr tasks import` (or `azr train`)")
+    if not must_exist:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--run-dir {run_dir}: cannot create it: {error.strerror or error}") from None
     return path
 
 

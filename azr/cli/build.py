@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         config.steps = args.steps
     if config.programs < 10 or config.steps < 1:
         raise UsageError("--programs must be >= 10 and --steps >= 1")
+    if not -(2**63) <= args.seed < 2**63:
+        raise UsageError("--seed must be a 64-bit integer")
     from azr.executor import ExecutorError
 
     out = Path(args.out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,10 @@ def _check(args: argparse.Namespace) -> tuple[list[Any], list[int]]:
         raise UsageError("several --samples need a --temperature above 0 (greedy answers are all the same)")
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be >= 1")
+    if not -(2**63) <= args.seed < 2**63:
+        raise UsageError("--seed must be a 64-bit integer")
+    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device) is None:
+        raise UsageError(f"--device {args.device!r}: give auto, cpu, cuda or cuda:N")
     out = Path(args.out)
     if out.is_dir() or not _writable(out.parent):
         raise UsageError(f"--out {args.out}: give a file path in a writable directory")
@@ -177,15 +182,12 @@ def _read_completions(path: str) -> dict[str, list[str]]:
 
     found: dict[str, list[str]] = {}
     with open_input(path) as lines:
-        try:
-            for number, row, problem in json_lines(lines):
-                text = row.get("completion", row.get("solution")) if isinstance(row, dict) else None
-                if problem or not isinstance(text, str) or "task_id" not in row:
-                    shown = problem or str(row)[:80]
-                    raise UsageError(f'{path}: line {number}: expected {{"task_id", "completion"}} ({shown})')
-                found.setdefault(str(row["task_id"]), []).append(text)
-        except UnicodeDecodeError:
-            raise UsageError(f"{path}: not UTF-8 text (one JSON object per line)") from None
+        for number, row, problem in json_lines(lines):
+            text = row.get("completion", row.get("solution")) if isinstance(row, dict) else None
+            if problem or not isinstance(text, str) or "task_id" not in row:
+                shown = problem or json.dumps(row)[:80]
+                raise UsageError(f'{path}: line {number}: expected {{"task_id", "completion"}} ({shown})')
+            found.setdefault(str(row["task_id"]), []).append(text)
     if not found:
         raise UsageError(f"{path}: no completions")
     return found

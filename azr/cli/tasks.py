@@ -10,6 +10,9 @@ from typing import Any
 
 from azr.cli import UsageError, add_command, add_executor_options, executor_from, open_input, store_path, write_line
 
+SQLITE_MAX = 2**63
+"""Past SQLite's integers: a limit this high is no limit."""
+
 
 def register(commands: Any) -> None:
     tasks = add_command(commands, "tasks", help="validate, import, export, list and show tasks")
@@ -75,11 +78,12 @@ def _validator(executor: Any) -> Any:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from azr.seeds import read_rows
     from azr.tasks import InductionTask, TaskType
 
     task_type = TaskType(args.task_type)
     with open_input(args.file) as source:
-        proposals = _rows(args.file, source, task_type)
+        proposals = list(read_rows(source, task_type))
     with executor_from(args) as executor:
         for validation in _validator(executor).validate(proposals):
             task = validation.task
@@ -97,12 +101,11 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from azr.seeds import identity_proposals, source_name
+    """Validate and add tasks to a run's store, as its one writer, before it trains."""
+    from azr.rundir import MANIFEST, RunDirError, RunLock
+    from azr.seeds import identity_proposals, read_rows, source_name
     from azr.store import StoreError, TaskStore
     from azr.tasks import TaskType
-    from azr.validate import rejection_counts
 
     if not args.file and not args.identity:
         raise UsageError("give a FILE to import, or --identity")
@@ -115,38 +118,39 @@ def run_import(args: argparse.Namespace) -> int:
         batches.append(("identity", identity_proposals()))
     if args.file:
         with open_input(args.file) as source:
-            batches.append((source_name(args.file), _rows(args.file, source, TaskType(args.task_type))))
-    Path(args.run_dir).mkdir(parents=True, exist_ok=True)
+            batches.append((source_name(args.file), list(read_rows(source, TaskType(args.task_type)))))
+    path = store_path(args.run_dir, must_exist=False)
     try:
-        store = TaskStore(store_path(args.run_dir, must_exist=False), max_tasks=args.max_tasks)
-    except StoreError as error:
+        with RunLock(path.parent, "azr tasks import"):
+            if (path.parent / MANIFEST).exists():
+                raise UsageError(
+                    f"{args.run_dir} is a training run ({MANIFEST}): tasks added now would differ from what its "
+                    "checkpoints saw; import before the first `azr train`, or into a new --run-dir"
+                )
+            with TaskStore(path, max_tasks=args.max_tasks) as store, executor_from(args) as executor:
+                _import(store, _validator(executor), batches)
+    except (StoreError, RunDirError) as error:  # a full or read-only disk too: that batch is not added
         raise UsageError(str(error)) from None
-    with store, executor_from(args) as executor:
-        validator = _validator(executor)
-        for name, proposals in batches:
-            validations = validator.validate(proposals, step=0, source=name)
-            stored = store.try_add([v.task for v in validations if v.task is not None])
-            added, duplicates = sum(s is True for s in stored), sum(s is False for s in stored)
-            counts = rejection_counts(validations)
-            counts["internal_error"] = counts.get("internal_error", 0) + len(stored) - added - duplicates
-            rejected = {k: v for k, v in counts.items() if k != "valid" and v}
-            print(
-                f"{name}: {added} tasks added, {duplicates} duplicates, "
-                f"{sum(rejected.values())} rejected" + (f" ({_summary(rejected)})" if rejected else ""),
-                file=sys.stderr,
-            )
-        print(f"{store.path}: " + ", ".join(f"{t.value} {store.count(t)}" for t in TaskType), file=sys.stderr)
     return 0
 
 
-def _rows(path: str, source: Any, task_type: Any) -> list[Any]:
-    """The proposals of a seed file, one per non-blank line (a FormatError for a bad one)."""
-    from azr.seeds import read_rows
+def _import(store: Any, validator: Any, batches: list[tuple[str, list[Any]]]) -> None:
+    from azr.tasks import TaskType
+    from azr.validate import rejection_counts
 
-    try:
-        return list(read_rows(source, task_type))
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text (one JSON object per line)") from None
+    for name, proposals in batches:
+        validations = validator.validate(proposals, step=0, source=name)
+        stored = store.try_add([v.task for v in validations if v.task is not None])
+        added, duplicates = sum(s is True for s in stored), sum(s is False for s in stored)
+        counts = rejection_counts(validations)
+        counts["internal_error"] = counts.get("internal_error", 0) + len(stored) - added - duplicates
+        rejected = {k: v for k, v in counts.items() if k != "valid" and v}
+        print(
+            f"{name}: {added} tasks added, {duplicates} duplicates, "
+            f"{sum(rejected.values())} rejected" + (f" ({_summary(rejected)})" if rejected else ""),
+            file=sys.stderr,
+        )
+    print(f"{store.path}: " + ", ".join(f"{t.value} {store.count(t)}" for t in TaskType), file=sys.stderr)
 
 
 def _summary(counts: dict[str, int]) -> str:
@@ -154,10 +158,11 @@ def _summary(counts: dict[str, int]) -> str:
 
 
 def _open_store(args: argparse.Namespace) -> Any:
+    """A run's store, read-only: no lock, nothing written, so it works on a training or archived run."""
     from azr.store import StoreError, TaskStore
 
     try:
-        return TaskStore(store_path(args.run_dir, must_exist=True))
+        return TaskStore(store_path(args.run_dir, must_exist=True), readonly=True)
     except StoreError as error:
         raise UsageError(str(error)) from None
 
@@ -172,7 +177,10 @@ def run_export(args: argparse.Namespace) -> int:
     from azr.seeds import export_row
 
     with _open_store(args) as store:
-        out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+        try:
+            out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as error:
+            raise UsageError(f"--out {args.out}: cannot write it: {error.strerror or error}") from None
         try:
             for task in store.tasks(_task_type(args)):
                 write_line(out, export_row(task))
@@ -185,8 +193,10 @@ def run_export(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from azr.tasks import InductionTask
 
+    if args.limit < 0:
+        raise UsageError("--limit must be >= 0 (0: all)")
     with _open_store(args) as store:
-        for task_id, task in store.rows(_task_type(args), limit=args.limit or None):
+        for task_id, task in store.rows(_task_type(args), limit=args.limit if 0 < args.limit < SQLITE_MAX else None):
             head = _one_line(task.program.strip().splitlines()[-1] if task.program.strip() else "", 40)
             if isinstance(task, InductionTask):
                 what = f"{len(task.inputs)} pairs, message: {_one_line(task.message, 50)}"

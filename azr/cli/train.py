@@ -13,10 +13,15 @@ EPILOG = """examples:
   azr train --run-dir runs/demo                          # the same, in runs/demo
   azr train --run-dir runs/demo train.steps=40           # resume the same run, with more steps
   azr train --run-dir runs/q15 --config gpu-1.5b-lora model.path=/models/Qwen2.5-Coder-1.5B
+  azr train --run-dir runs/demo --fresh                  # start over; the old run is moved aside
   azr train --help-config                                # every key, with its default
 
 presets: tiny-cpu (default), paper-7b, gpu-1.5b-lora. Run the same command on the same
---run-dir to resume from its last checkpoint."""
+--run-dir to resume from its last checkpoint.
+
+exit codes: 0 finished; 130 (Ctrl-C) or 143 (SIGTERM) interrupted after saving, resumable;
+2 a bad argument, config or file, a run directory in use or damaged, a full or read-only disk
+(one line says what to do; what was committed is intact); 1 a bug in azr (a traceback)."""
 
 
 def register(commands: Any) -> None:
@@ -36,6 +41,11 @@ def register(commands: Any) -> None:
     )
     command.add_argument("--config", metavar="FILE", help="a YAML file or a preset name")
     command.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.steps=5")
+    command.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: move what --run-dir holds to DIR.replaced-<time> first (nothing is deleted)",
+    )
     command.add_argument("--help-config", action="store_true", help="print every config key with its default")
     command.set_defaults(handler=run)
 
@@ -57,13 +67,16 @@ def run(args: argparse.Namespace) -> int:
 
     from azr.executor import ExecutorError
     from azr.policy import PolicyError
+    from azr.rundir import RunDirError
     from azr.store import StoreError
     from azr.train import train
 
     console = Console(stderr=True)
     try:
-        last = train(run_dir, config, console)
-    except (configuration.ConfigError, PolicyError, ExecutorError, StoreError) as error:
+        outcome = train(run_dir, config, console, fresh=args.fresh)
+    except (configuration.ConfigError, PolicyError, ExecutorError, StoreError, RunDirError) as error:
         raise UsageError(str(error)) from None
-    console.print(f"done: step {last}; run directory {run_dir} (the same command resumes it)")
+    if outcome.interrupted_by is not None:
+        return 128 + outcome.interrupted_by  # the shell's convention: `azr train && next` stops here
+    console.print(f"done: step {outcome.step}; run directory {run_dir} (the same command resumes it)")
     return 0

@@ -44,6 +44,7 @@ class ExecutorConfig:
         checks = [
             (0 < self.timeout <= 3600, "timeout must be > 0 and <= 3600 seconds"),
             (self.memory_mb >= 64, "memory_mb must be >= 64 (the interpreter alone needs ~30)"),
+            (self.memory_mb < 2**43, "memory_mb must be < 2**43 (the limit in bytes must fit in 63 bits)"),
             (self.max_output_chars > 0, "max_output_chars must be > 0"),
             (self.max_input_chars > 0, "max_input_chars must be > 0"),
             (self.max_stdout_bytes >= 0, "max_stdout_bytes must be >= 0"),

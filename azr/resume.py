@@ -1,0 +1,113 @@
+"""What a rerun of `azr train` on a run directory starts from, and why it refuses when it cannot.
+
+A run is what its manifest (run.json, azr/rundir.py) says it is: a config, a task store, and its
+checkpoints. Rerunning the same command resumes from the newest checkpoint that verifies, with the
+store cut back to that step. Everything that would make the resumed run differ from an unbroken
+one is refused in one line that says what is missing and what to do, never a silent start from
+nothing: a changed algorithm, a missing or foreign tasks.db, a store that lost commits (a deleted
+-wal file), no checkpoint that verifies, trained state without a manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from azr import checkpoint
+from azr.config import Config, ConfigError, as_dict
+from azr.rundir import MANIFEST, Manifest, RunDirError, read_manifest
+from azr.store import StoreError, TaskStore
+
+log = logging.getLogger("azr.train")
+
+MUTABLE = ("train",)
+"""Config sections a resume may change (but train.seed, which every draw follows from): what is
+saved and logged, not what is learned."""
+
+_RESTORE = "restore it, or start over with --fresh (the old run is kept beside the new one)"
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a run (re)starts."""
+
+    config: Config
+    manifest: Manifest | None
+    """None: a new run (its manifest is written once the model has loaded)."""
+    checkpoint: tuple[int, Path] | None
+    """(step, path) of the checkpoint to load; None: from step 0."""
+    skipped: tuple[tuple[int, str], ...] = ()
+    """Newer checkpoints that did not verify, with why: a resume goes on without them."""
+
+    @property
+    def step(self) -> int:
+        return self.checkpoint[0] if self.checkpoint is not None else 0
+
+
+def plan(run_dir: Path, requested: Config) -> Start:
+    """The start of a run in `run_dir` asked for with `requested`; a RunDirError or ConfigError
+    (one line) when resuming it would not continue the run it holds."""
+    manifest = read_manifest(run_dir)
+    found = checkpoint.complete(run_dir)
+    if manifest is None:
+        if found or (run_dir / "metrics.jsonl").exists():
+            raise RunDirError(
+                f"{run_dir} holds checkpoints or metrics but no {MANIFEST} (deleted, or written by azr before "
+                f"0.2): {_RESTORE}"
+            )
+        return Start(requested, None, None)
+    check_config(run_dir, manifest, requested)
+    chosen, skipped = checkpoint.usable(run_dir)
+    on_disk = {step for step, _ in found}
+    lost = [(step, f"missing, though {MANIFEST} lists it") for step in manifest.checkpoints if step not in on_disk]
+    skipped = sorted([*skipped, *((s, why) for s, why in lost if chosen is None or s > chosen[0])], reverse=True)
+    if chosen is None and (manifest.checkpoints or found):
+        problems = "; ".join(f"step-{step}: {why}" for step, why in skipped)
+        raise RunDirError(f"no checkpoint of {run_dir} is usable ({problems}): restore one, or start over with --fresh")
+    return Start(requested, manifest, chosen, tuple(skipped))
+
+
+def check_config(run_dir: Path, manifest: Manifest, requested: Config) -> None:
+    """Only `train.*` (but the seed) may differ from what the run started with."""
+    saved, wanted = manifest.config, as_dict(requested)
+    fixed = [(section, values) for section, values in saved.items() if section not in MUTABLE]
+    pairs = [(f"{section}.{key}", value, wanted.get(section, {}).get(key, "(no such key)"))
+             for section, values in fixed for key, value in values.items()]  # fmt: skip
+    pairs.append(("train.seed", saved.get("train", {}).get("seed"), wanted["train"]["seed"]))
+    for name, before, after in pairs:
+        if before != after:
+            raise ConfigError(
+                f"{run_dir} was started with {name}={before!r}, not {after!r}; only train.* (but the seed) "
+                "may change when resuming: use the same config, a new --run-dir, or --fresh to start over"
+            )
+
+
+def open_store(run_dir: Path, start: Start, max_tasks: int | None) -> TaskStore:
+    """The run's task store, checked (read-only, so a refusal changes nothing) against the
+    manifest. A new run creates it; a resume never does: a missing store is an error, not empty
+    buffers."""
+    path = run_dir / "tasks.db"
+    if start.manifest is not None:
+        if not path.is_file():
+            raise RunDirError(f"{path} is missing: the run's task buffers are gone; {_RESTORE}")
+        try:
+            with TaskStore(path, readonly=True) as store:
+                _check_store(store, start)
+        except StoreError as error:
+            raise RunDirError(f"{error}; {_RESTORE}") from None
+    return TaskStore(path, max_tasks)
+
+
+def _check_store(store: TaskStore, start: Start) -> None:
+    assert start.manifest is not None
+    if store.identity != start.manifest.store_id:
+        raise RunDirError(
+            f"{store.path} is not this run's task store (its id is {store.identity}, {MANIFEST} names "
+            f"{start.manifest.store_id}): {_RESTORE}"
+        )
+    if start.step and (store.step or 0) < start.step:
+        raise RunDirError(
+            f"{store.path} lost commits: it holds steps up to {store.step or 0}, the checkpoint is step {start.step} "
+            f"(was its -wal file deleted, or not copied with it?): restore both, or start over with --fresh"
+        )

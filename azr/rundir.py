@@ -1,0 +1,277 @@
+"""A run directory's integrity: one writer at a time, a manifest that makes every resume checkable,
+and one clear line (not a traceback) when the disk refuses a write.
+
+    run.json   the manifest: the resolved config the run started with (and its hash), the task
+               store's identity, the last checkpointed step and the checkpoints. Written atomically
+               when the run starts and after every checkpoint; `azr train` checks a rerun against it.
+    .lock      held with flock(2) by the one process writing the run; it names that process. The
+               kernel releases it when the process dies, so a SIGKILL never leaves a stale lock.
+
+Readers (`azr report`, `azr tasks list|show|export`, `azr eval`) take no lock and write nothing, so
+they work on a run that is training, and on an archived, read-only one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import signal
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "run.json"
+LOCK = ".lock"
+FORMAT = 1
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be used as asked; the message says what is wrong and what to do."""
+
+
+class WriteRefused(RunDirError):
+    """The disk refused a write (full, read-only, permission denied, I/O error): the message names
+    the path and the cause. Whatever the write was part of is not committed."""
+
+
+# -- one writer ---------------------------------------------------------------------------------
+
+
+class RunLock:
+    """The exclusive right to write `run_dir`, as a context manager. A second writer fails at once,
+    naming the holder's pid; a read-only or unwritable directory fails with the cause."""
+
+    def __init__(self, run_dir: Path, what: str = "azr train") -> None:
+        self.run_dir = run_dir
+        self.what = what
+        self._descriptor: int | None = None
+
+    def __enter__(self) -> RunLock:
+        path = self.run_dir / LOCK
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            raise RunDirError(f"{self.run_dir} is a file, not a run directory: give another --run-dir") from None
+        except OSError as error:
+            raise RunDirError(f"cannot write {error.filename or path}: {error.strerror}; {self.what} needs a "
+                              "writable run directory (readers such as azr report need none)") from None  # fmt: skip
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 64, 0).decode("ascii", "replace").split()
+            os.close(descriptor)
+            pid = holder[0] if holder else "unknown"
+            raise RunDirError(
+                f"{self.run_dir} is in use by another process (pid {pid}): one writer at a time; wait for it, "
+                "stop it, or give another --run-dir"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()} {self.what}\n".encode(), 0)
+        self._descriptor = descriptor
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)  # releases the flock
+            self._descriptor = None
+
+
+def set_aside(run_dir: Path) -> Path | None:
+    """For `azr train --fresh`: move what `run_dir` holds to a sibling named after the time, so
+    that starting over loses nothing. Returns where it went (None: nothing to move)."""
+    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return None
+    with RunLock(run_dir, "azr train --fresh"):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}")
+        number = 1
+        while aside.exists():
+            number += 1
+            aside = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}-{number}")
+        os.rename(run_dir, aside)
+    return aside
+
+
+# -- the manifest --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Manifest:
+    config: dict[str, Any]
+    """The resolved config the run started with (`train.*` may differ on later resumes)."""
+    store_id: str
+    """The task store's identity (its `store_id` meta entry): another tasks.db is not this run's."""
+    step: int
+    """The step of the newest checkpoint (0: none yet)."""
+    checkpoints: tuple[int, ...]
+    """The steps whose checkpoints were kept, oldest first."""
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "azr": _version(),
+                "config_hash": self.config_hash,
+                "store": {"id": self.store_id, "step": self.step},
+                "checkpoints": list(self.checkpoints),
+                "config": self.config,
+            },
+            indent=1,
+        )
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of what a resume may not change: every section but train, and the seed."""
+    fixed = {section: values for section, values in config.items() if section != "train"}
+    fixed["seed"] = config.get("train", {}).get("seed")
+    return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()
+
+
+def read_manifest(run_dir: Path) -> Manifest | None:
+    """The run's manifest, None when there is none; a RunDirError when it is damaged."""
+    path = run_dir / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+        manifest = Manifest(
+            config=data["config"],
+            store_id=data["store"]["id"],
+            step=data["store"]["step"],
+            checkpoints=tuple(data["checkpoints"]),
+        )
+        valid = (
+            isinstance(manifest.config, dict)
+            and all(isinstance(v, dict) for v in manifest.config.values())
+            and isinstance(manifest.store_id, str)
+            and isinstance(manifest.step, int)
+            and all(isinstance(step, int) for step in manifest.checkpoints)
+            and data.get("config_hash") == manifest.config_hash
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        problem = _one_line(error)
+        raise RunDirError(f"{path} cannot be read ({problem}): restore it, or start over with --fresh") from None
+    if not valid:
+        raise RunDirError(f"{path} is damaged (a field has the wrong type, or the config does not match its hash): "
+                          "restore it, or start over with --fresh")  # fmt: skip
+    return manifest
+
+
+def write_manifest(run_dir: Path, manifest: Manifest) -> None:
+    write_atomically(run_dir / MANIFEST, manifest.to_json() + "\n")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` durably: a crash leaves the old file or the new one, never a mix,
+    and a failed write leaves no temporary file behind."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    sync_directory(path.parent)
+
+
+def sync_directory(path: Path) -> None:
+    """fsync a directory, so the renames in it survive a power cut."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def remove_temporaries(run_dir: Path) -> list[Path]:
+    """Delete what a killed writer left half-done (atomic writes' temporaries); returns them."""
+    stray = [*run_dir.glob(".*.tmp"), *run_dir.glob("*.tmp")]
+    for path in stray:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return stray
+
+
+# -- the disk says no ----------------------------------------------------------------------------
+
+_OS_ERROR = re.compile(r"os error (\d+)")
+_SQLITE_RESOURCE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM")
+
+
+def resource_problem(error: BaseException, where: Path) -> str | None:
+    """If `error` (or what caused it) is the disk refusing a write under `where` (full, read-only,
+    permission, I/O error), one line naming the path and the cause; None for anything else, a bug.
+
+    Libraries report these differently: Python raises OSError; SQLite its own codes; safetensors
+    a message with "os error N"; torch.save only "unexpected pos" or "file write failed". When
+    nothing names the cause, a probe write under `where` asks the filesystem directly."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return f"cannot write {cause.filename or where}: {cause.strerror or os.strerror(cause.errno)}"
+        if isinstance(cause, sqlite3.OperationalError):
+            name = getattr(cause, "sqlite_errorname", "")
+            if name.startswith(_SQLITE_RESOURCE):
+                return f"cannot write {where}: {cause}"
+        match = _OS_ERROR.search(str(cause))
+        if match:
+            return f"cannot write {where}: {os.strerror(int(match.group(1)))}"
+        cause = cause.__cause__ or cause.__context__
+    probe = where if where.is_dir() else where.parent
+    return _probe(probe)
+
+
+def _probe(directory: Path) -> str | None:
+    path = directory / f".probe-{os.getpid()}"
+    try:
+        with open(path, "wb") as handle:
+            handle.write(b"\0" * (1 << 20))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        return f"cannot write {directory}: {error.strerror or os.strerror(error.errno or errno.EIO)}"
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return None
+
+
+# -- fault injection, for the tests -------------------------------------------------------------
+
+
+def fault_point(name: str, step: int) -> None:
+    """AZR_FAULT=<name>:<step> kills this process with SIGKILL here, as a crash, an OOM kill or a
+    power cut would. The points: step-logged (step N's lines written, nothing saved),
+    checkpoint-written (its files written, not yet renamed into place), checkpoint-renamed (in
+    place, older ones not yet pruned), checkpoint-pruned (the manifest not yet updated)."""
+    if os.environ.get("AZR_FAULT") == f"{name}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _version() -> str:
+    from azr import __version__
+
+    return __version__
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:200]
