@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from azr import checkpoint
-from azr.config import Config, ConfigError, as_dict
+from azr.config import Config, ConfigError, as_dict, from_yaml
 from azr.rundir import MANIFEST, Manifest, RunDirError, read_manifest
 from azr.store import StoreError, TaskStore
 
@@ -69,18 +70,39 @@ def plan(run_dir: Path, requested: Config) -> Start:
 
 
 def check_config(run_dir: Path, manifest: Manifest, requested: Config) -> None:
-    """Only `train.*` (but the seed) may differ from what the run started with."""
-    saved, wanted = manifest.config, as_dict(requested)
+    """Only `train.*` (but the seed) may differ from what the run started with. config.yaml, the
+    copy to read, must say the same: a hand-edited one is refused rather than silently replaced."""
+    changed = first_change(manifest.config, as_dict(requested))
+    if changed is not None:
+        name, before, after = changed
+        raise ConfigError(
+            f"{run_dir} was started with {name}={before!r}, not {after!r}; only train.* (but the seed) "
+            "may change when resuming: use the same config, a new --run-dir, or --fresh to start over"
+        )
+    copy = run_dir / "config.yaml"
+    if not copy.is_file():
+        return  # rewritten from the config asked for
+    try:
+        edited = first_change(manifest.config, as_dict(from_yaml(copy.read_bytes())))
+    except (ConfigError, OSError) as error:
+        raise ConfigError(
+            f"{copy} cannot be read ({error}): fix it, or remove it ({MANIFEST} holds the config)"
+        ) from None
+    if edited is not None:
+        name, before, after = edited
+        raise ConfigError(
+            f"{copy} was edited ({name}={after!r}; the run started with {before!r}), but only train.* may change "
+            f"on resume: restore it, or remove it ({MANIFEST} holds the config); to change it, start a new run"
+        )
+
+
+def first_change(saved: dict[str, Any], wanted: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first key outside `MUTABLE` (or train.seed) whose value differs: (name, saved, wanted)."""
     fixed = [(section, values) for section, values in saved.items() if section not in MUTABLE]
     pairs = [(f"{section}.{key}", value, wanted.get(section, {}).get(key, "(no such key)"))
              for section, values in fixed for key, value in values.items()]  # fmt: skip
-    pairs.append(("train.seed", saved.get("train", {}).get("seed"), wanted["train"]["seed"]))
-    for name, before, after in pairs:
-        if before != after:
-            raise ConfigError(
-                f"{run_dir} was started with {name}={before!r}, not {after!r}; only train.* (but the seed) "
-                "may change when resuming: use the same config, a new --run-dir, or --fresh to start over"
-            )
+    pairs.append(("train.seed", saved.get("train", {}).get("seed"), wanted.get("train", {}).get("seed")))
+    return next(((name, before, after) for name, before, after in pairs if before != after), None)
 
 
 def open_store(run_dir: Path, start: Start, max_tasks: int | None) -> TaskStore:

@@ -4,7 +4,7 @@ and one clear line (not a traceback) when the disk refuses a write.
     run.json   the manifest: the resolved config the run started with (and its hash), the task
                store's identity, the last checkpointed step and the checkpoints. Written atomically
                when the run starts and after every checkpoint; `azr train` checks a rerun against it.
-    .lock      held with flock(2) by the one process writing the run; it names that process. The
+    .lock      names the one process writing the run, which holds flock(2) on the directory. The
                kernel releases it when the process dies, so a SIGKILL never leaves a stale lock.
 
 Readers (`azr report`, `azr tasks list|show|export`, `azr eval`) take no lock and write nothing, so
@@ -46,7 +46,10 @@ class WriteRefused(RunDirError):
 
 class RunLock:
     """The exclusive right to write `run_dir`, as a context manager. A second writer fails at once,
-    naming the holder's pid; a read-only or unwritable directory fails with the cause."""
+    naming the holder's pid; a read-only or unwritable directory fails with the cause.
+
+    The lock is on the directory itself, so deleting `.lock` cannot let a second writer in; `.lock`
+    only says who holds it."""
 
     def __init__(self, run_dir: Path, what: str = "azr train") -> None:
         self.run_dir = run_dir
@@ -54,27 +57,33 @@ class RunLock:
         self._descriptor: int | None = None
 
     def __enter__(self) -> RunLock:
-        path = self.run_dir / LOCK
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileExistsError:
+            descriptor = os.open(self.run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileExistsError, NotADirectoryError):
             raise RunDirError(f"{self.run_dir} is a file, not a run directory: give another --run-dir") from None
         except OSError as error:
-            raise RunDirError(f"cannot write {error.filename or path}: {error.strerror}; {self.what} needs a "
-                              "writable run directory (readers such as azr report need none)") from None  # fmt: skip
+            raise RunDirError(f"cannot create {error.filename or self.run_dir}: {error.strerror}") from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(descriptor, 64, 0).decode("ascii", "replace").split()
             os.close(descriptor)
-            pid = holder[0] if holder else "unknown"
+            try:
+                holder = (self.run_dir / LOCK).read_text(encoding="utf-8", errors="replace").split()
+            except OSError:
+                holder = []
             raise RunDirError(
-                f"{self.run_dir} is in use by another process (pid {pid}): one writer at a time; wait for it, "
-                "stop it, or give another --run-dir"
+                f"{self.run_dir} is in use by another process (pid {holder[0] if holder else 'unknown'}): one "
+                "writer at a time; wait for it, stop it, or give another --run-dir"
             ) from None
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{os.getpid()} {self.what}\n".encode(), 0)
+        try:
+            (self.run_dir / LOCK).write_text(f"{os.getpid()} {self.what}\n", encoding="utf-8")
+        except OSError as error:
+            os.close(descriptor)
+            raise RunDirError(
+                f"cannot write {error.filename or self.run_dir}: {error.strerror}; {self.what} needs a writable "
+                "run directory (readers such as azr report need none)"
+            ) from None
         self._descriptor = descriptor
         return self
 

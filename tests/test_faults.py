@@ -230,3 +230,7 @@ def test_a_read_only_run_refuses_training_in_one_line_and_readers_still_work(dis
         done = subprocess.run([sys.executable, "-m", "azr.cli", *command, "--run-dir", str(mount / "run")],
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         assert done.returncode == 0 and done.stdout, (command, done.stderr[-2000:])
+    elsewhere = subprocess.run([sys.executable, "-m", "azr.cli", "report", "--run-dir", str(mount / "run")],
+                               capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert elsewhere.returncode == 2 and elsewhere.stderr.count("\n") == 1 and "give --out DIR" in elsewhere.stderr
+    assert "could not be read" not in (tmp_path / "report" / "index.html").read_text()  # the store was

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from azr import checkpoint, resume
-from azr.config import Config, ConfigError, as_dict, load
+from azr.config import Config, ConfigError, as_dict, load, to_yaml
 from azr.rundir import (
     MANIFEST,
     Manifest,
@@ -343,3 +343,28 @@ def test_tasks_import_is_a_writer_and_only_before_training(tmp_path, capsys):
     assert main(["tasks", "import", "--identity", "--run-dir", str(run), "--isolation", "none"]) == 2
     assert "is a training run (run.json)" in capsys.readouterr().err
     assert not (run / "tasks.db").exists()
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path):
+    with RunLock(tmp_path):
+        (tmp_path / ".lock").unlink()
+        with pytest.raises(RunDirError, match=r"in use by another process \(pid unknown\)"):
+            RunLock(tmp_path).__enter__()
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("selfplay:\n  n_mc: lots\n", "config.yaml cannot be read (selfplay.n_mc: Value 'lots'"),
+        ("selfplay: [1\n", "config.yaml cannot be read (not valid YAML"),
+        ("selfplay:\n  n_mc: 8\n", "config.yaml was edited (selfplay.n_mc=8; the run started with 4)"),
+    ],
+)
+def test_a_hand_edited_config_yaml_is_one_line_not_a_silent_overwrite(tmp_path, text, problem):
+    run = _run(tmp_path, (2,))
+    (run / "config.yaml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        resume.plan(run, Config())
+    assert problem in str(caught.value) and "\n" not in str(caught.value)
+    (run / "config.yaml").write_text(to_yaml(load(None, ["train.steps=99"])))  # train.* may differ
+    assert resume.plan(run, Config()).step == 2

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         index = write_report(run_dir, out, args.samples, args.steps)
     except OSError as error:
-        raise UsageError(f"cannot write the report to {out}: {error.strerror or error}") from None
+        hint = "" if args.out else ": give --out DIR to write it elsewhere"
+        raise UsageError(f"cannot write the report to {out}: {error.strerror or error}{hint}") from None
     print(f"report: {index}")
     print(summary(read_metrics(run_dir / "metrics.jsonl")))
     return 0
