@@ -18,6 +18,7 @@ import os
 import random
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -129,13 +130,15 @@ def verify(path: Path) -> str | None:
     outside = [name for name, _, _ in entries if not (path / name).resolve().is_relative_to(path.resolve())]
     if outside:
         return f"{CHECKSUMS} names a file outside the checkpoint: {outside[0]}"
-    for name, size, digest in entries:
+    for name, size, _ in entries:
         file = path / name
         if not file.is_file():
             return f"{name} is missing"
         if file.stat().st_size != size:
             return f"{name} has {file.stat().st_size} bytes, not {size}"
-        if _sha256(file) != digest:
+    digests = _sha256s([path / name for name, _, _ in entries])
+    for (name, _, digest), found in zip(entries, digests, strict=True):
+        if found != digest:
             return f"{name} does not match its checksum"
     return None
 
@@ -152,8 +155,16 @@ def load(path: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
 
 def _write_checksums(path: Path) -> None:
     files = sorted(f for f in path.rglob("*") if f.is_file())
-    listed = {str(f.relative_to(path)): {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in files}
+    listed = {str(f.relative_to(path)): {"bytes": f.stat().st_size, "sha256": digest}
+              for f, digest in zip(files, _sha256s(files), strict=True)}  # fmt: skip
     (path / CHECKSUMS).write_text(json.dumps({"files": listed}, indent=1), encoding="utf-8")
+
+
+def _sha256s(files: list[Path]) -> list[str]:
+    """The files' sha256, several at once: hashlib releases the GIL, and a large model's weights
+    come in shards (sha256 runs at about 0.8 GB/s a core)."""
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        return list(pool.map(_sha256, files))
 
 
 def _sha256(path: Path) -> str:

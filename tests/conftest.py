@@ -1,4 +1,5 @@
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,28 @@ def quick_model(tmp_path_factory):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return out
+
+
+class Disk:
+    """A tmpfs of its own for a test: `path`, and `remount("size=2m")`, `remount("ro")`..."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def remount(self, options):
+        subprocess.run(["mount", "-o", f"remount,{options}", str(self.path)], check=True)
+
+
+@pytest.fixture
+def disk(tmp_path):
+    """A 64 MiB tmpfs, to be filled or made read-only, where the test runs as root and may mount;
+    else skipped, saying why."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield Disk(mount)
+    subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import torch
 from safetensors.torch import load_file
@@ -31,6 +32,18 @@ def azr_train(run_dir, *overrides, env=None, timeout=600):
         [sys.executable, "-m", "azr.cli", "train", "--run-dir", str(run_dir), *FAST, *overrides],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )  # fmt: skip
+
+
+def training(run_dir, *overrides, steps_logged=1):
+    """A long `azr train` in the background, once it has logged `steps_logged` steps."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "azr.cli", "train", "--run-dir", str(run_dir), *FAST, *overrides],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(read_metrics(run_dir)) < steps_logged and process.poll() is None:
+        time.sleep(0.2)
+    return process
 
 
 def seeded(tmp_path):

@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from runs import FAST, assert_same_run, azr_train, seeded
+from runs import assert_same_run, azr_train, seeded, training
 
 from azr import checkpoint
 from azr.rundir import MANIFEST, read_manifest
@@ -161,14 +161,7 @@ def test_fresh_starts_over_and_keeps_the_old_run(tmp_path, settings):
 
 def test_a_second_writer_fails_at_once_and_sigterm_saves_and_exits_143(tmp_path, settings):
     run = tmp_path / "run"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "azr.cli", "train", "--run-dir", str(run), *FAST, *settings, "train.steps=200",
-         "train.save_every=100"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(read_metrics(run)) < 1:
-        time.sleep(0.2)
+    first = training(run, *settings, "train.steps=200", "train.save_every=100")
     started = time.monotonic()
     second = azr_train(run, *settings, "train.steps=200", "train.save_every=100")
     _one_line_error(second, f"in use by another process (pid {first.pid})")
@@ -184,34 +177,14 @@ def test_a_second_writer_fails_at_once_and_sigterm_saves_and_exits_143(tmp_path,
     check_invariants(run, last=last + 1)
 
 
-@pytest.fixture
-def disk(tmp_path):
-    """A small tmpfs (remounted bigger, or read-only, by the test), where the test runs as root and
-    may mount; else skipped."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-
-    def remount(options):
-        subprocess.run(["mount", "-o", f"remount,{options}", str(mount)], check=True)
-
-    yield mount, remount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_a_full_disk_is_one_line_and_the_resume_after_freeing_space_equals_the_unbroken_run(disk, settings, unbroken):
-    mount, remount = disk
-    run = mount / "run"
+    run = disk.path / "run"
     used = sum(p.stat().st_size for p in unbroken.rglob("*") if p.is_file())
     one_checkpoint = sum(p.stat().st_size for p in (unbroken / "checkpoints" / "step-6").rglob("*") if p.is_file())
-    remount(f"size={(used - one_checkpoint // 2) // 1024}k")  # room for all but the last checkpoint
+    disk.remount(f"size={(used - one_checkpoint // 2) // 1024}k")  # room for all but the last checkpoint
     full = azr_train(run, *settings)
     _one_line_error(full, "No space left on device", "committed is intact", "resume from step", alone=False)
-    remount("size=64m")
+    disk.remount("size=64m")
     resumed = azr_train(run, *settings)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     check_invariants(run)
@@ -219,9 +192,9 @@ def test_a_full_disk_is_one_line_and_the_resume_after_freeing_space_equals_the_u
 
 
 def test_a_read_only_run_refuses_training_in_one_line_and_readers_still_work(disk, settings, unbroken, tmp_path):
-    mount, remount = disk
+    mount = disk.path
     shutil.copytree(unbroken, mount / "run")
-    remount("ro")
+    disk.remount("ro")
     _one_line_error(azr_train(mount / "run", *settings, "train.steps=8"), "Read-only file system")
     with TaskStore(unbroken / "tasks.db", readonly=True) as store:
         task_id = store.rows(limit=1)[0][0]

@@ -298,17 +298,9 @@ def test_a_refused_write_is_named_however_the_library_reports_it(tmp_path):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 2 MiB tmpfs, where the test runs as root and may mount; else skipped."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+def small_disk(disk):
+    disk.remount("size=2m")
+    return disk.path
 
 
 def test_a_full_disk_is_found_by_the_probe_when_nothing_names_it(small_disk):

@@ -5,12 +5,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 from conftest import SHARED
-from runs import FAST, assert_same_run, azr_train, exported_tasks, seeded
+from runs import FAST, assert_same_run, azr_train, exported_tasks, seeded, training
 from safetensors.torch import load_file
 
 from azr import tiny
@@ -297,14 +296,7 @@ def test_kl_to_the_initial_policy(policy):
 
 def test_ctrl_c_finishes_the_step_saves_and_resumes(tmp_path):
     run = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "azr.cli", "train", "--run-dir", str(run), *FAST, "train.steps=50",
-         "train.save_every=100"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(read_metrics(run)) < 2:
-        time.sleep(0.2)
+    process = training(run, "train.steps=50", "train.save_every=100", steps_logged=2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-3000:]
