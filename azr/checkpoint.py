@@ -49,11 +49,6 @@ def complete(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def latest(run_dir: Path) -> tuple[int, Path] | None:
-    found = complete(run_dir)
-    return found[-1] if found else None
-
-
 def usable(run_dir: Path) -> tuple[tuple[int, Path] | None, list[tuple[int, str]]]:
     """The newest checkpoint whose files verify, and (step, why) for each newer one skipped."""
     skipped = []

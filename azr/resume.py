@@ -33,7 +33,6 @@ _RESTORE = "restore it, or start over with --fresh (the old run is kept beside t
 class Start:
     """Where a run (re)starts."""
 
-    config: Config
     manifest: Manifest | None
     """None: a new run (its manifest is written once the model has loaded)."""
     checkpoint: tuple[int, Path] | None
@@ -57,7 +56,7 @@ def plan(run_dir: Path, requested: Config) -> Start:
                 f"{run_dir} holds checkpoints or metrics but no {MANIFEST} (deleted, or written by azr before "
                 f"0.2): {_RESTORE}"
             )
-        return Start(requested, None, None)
+        return Start(None, None)
     check_config(run_dir, manifest, requested)
     chosen, skipped = checkpoint.usable(run_dir)
     on_disk = {step for step, _ in found}
@@ -66,7 +65,7 @@ def plan(run_dir: Path, requested: Config) -> Start:
     if chosen is None and (manifest.checkpoints or found):
         problems = "; ".join(f"step-{step}: {why}" for step, why in skipped)
         raise RunDirError(f"no checkpoint of {run_dir} is usable ({problems}): restore one, or start over with --fresh")
-    return Start(requested, manifest, chosen, tuple(skipped))
+    return Start(manifest, chosen, tuple(skipped))
 
 
 def check_config(run_dir: Path, manifest: Manifest, requested: Config) -> None:

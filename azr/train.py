@@ -84,9 +84,8 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
     if fresh and (aside := rundir.set_aside(run_dir)) is not None:
         say(f"--fresh: moved the previous run to {aside}")
     with rundir.RunLock(run_dir):
-        saved = [0]
         try:
-            return _train(run_dir, config, say, console, saved)
+            return _train(run_dir, config, say, console)
         except WriteRefused as error:
             problem: str | None = str(error)
         except (ConfigError, RunDirError, PolicyError, ExecutorError, StoreError):
@@ -95,19 +94,19 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
             problem = rundir.resource_problem(error, run_dir)
             if problem is None:
                 raise
-        then = f"resume from step {saved[0]}" if saved[0] else "start again"
+        saved = checkpoint.complete(run_dir)
+        then = f"resume from step {saved[-1][0]}" if saved else "start again"
         raise RunDirError(
             f"{problem}; what was committed is intact: free space (or fix the permissions), then run the "
             f"same command to {then}"
         )
 
 
-def _train(run_dir: Path, config: Config, say: Any, console: Any, saved: list[int]) -> Outcome:
+def _train(run_dir: Path, config: Config, say: Any, console: Any) -> Outcome:
     stray = rundir.remove_temporaries(run_dir) + checkpoint.remove_unfinished(run_dir)
     if stray:
         log.warning("removed what an interrupted write left: %s", ", ".join(str(p) for p in stray))
     start = resume.plan(run_dir, config)
-    config = start.config
     for entry in config.selfplay.seed_files:  # before minutes of model loading
         try:
             read_text(entry.split(":", 1)[1], "seed file")
@@ -143,7 +142,6 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any, saved: list[in
         if start.checkpoint is not None:
             checkpoint.load(start.checkpoint[1], policy, updater)
             say(f"resuming {run_dir} from step {start.step}")
-        saved[0] = start.step
         removed = store.truncate_after(start.step)
         if removed:
             say(f"dropped {removed} tasks added after step {start.step}, which the checkpoint did not see")
@@ -179,7 +177,6 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any, saved: list[in
                     rundir.fault_point("checkpoint-pruned", step)
                     manifest = dataclasses.replace(manifest, step=step, checkpoints=kept)
                     rundir.write_manifest(run_dir, manifest)
-                    saved[0] = step
                 if stop.requested:
                     say(f"interrupted: saved step {step}; run the same command to resume")
                     break
