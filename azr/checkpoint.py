@@ -38,13 +38,14 @@ def directory(run_dir: Path) -> Path:
 
 
 def complete(run_dir: Path) -> list[tuple[int, Path]]:
-    """(step, path) of the complete checkpoints, oldest first."""
+    """(step, path) of the checkpoints saved (renamed into place whole), oldest first; whether
+    they are still intact is `verify`'s question."""
     found = []
     root = directory(run_dir)
     if root.is_dir():
         for entry in root.iterdir():
             match = _NAME.match(entry.name)
-            if match and (entry / CHECKSUMS).exists():
+            if match and entry.is_dir():
                 found.append((int(match.group(1)), entry))
     return sorted(found)
 
@@ -99,8 +100,19 @@ def save(run_dir: Path, step: int, policy: Policy, updater: Updater, keep: int) 
     return final
 
 
-def remove(run_dir: Path, step: int) -> None:
-    shutil.rmtree(directory(run_dir) / f"step-{step}", ignore_errors=True)
+def set_aside(run_dir: Path, step: int) -> Path | None:
+    """Move a checkpoint that did not verify out of the way (it is no longer `complete`), where it
+    can be looked at or deleted; returns where (None: it was not there)."""
+    path = directory(run_dir) / f"step-{step}"
+    if not path.exists():
+        return None
+    aside = path.with_name(f"damaged-step-{step}")
+    number = 1
+    while aside.exists():
+        number += 1
+        aside = path.with_name(f"damaged-step-{step}-{number}")
+    os.rename(path, aside)
+    return aside
 
 
 def remove_unfinished(run_dir: Path) -> list[Path]:
@@ -114,12 +126,15 @@ def remove_unfinished(run_dir: Path) -> list[Path]:
 
 def verify(path: Path) -> str | None:
     """None when every file listed in the checkpoint's checksums.json has its size and sha256;
-    else what is wrong, first problem only."""
+    else what is wrong, first problem only. A file that cannot be read (permissions, an I/O
+    error) raises its OSError: that says nothing about the checkpoint."""
     try:
-        listed = json.loads((path / CHECKSUMS).read_text(encoding="utf-8"))["files"]
+        listed = json.loads((path / CHECKSUMS).read_bytes())["files"]
         entries = [(name, int(entry["bytes"]), str(entry["sha256"])) for name, entry in listed.items()]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        return f"{CHECKSUMS} cannot be read ({type(error).__name__})"
+    except FileNotFoundError:
+        return f"{CHECKSUMS} is missing"
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+        return f"{CHECKSUMS} is damaged ({type(error).__name__})"
     if not any(name == STATE_FILE for name, _, _ in entries):
         return f"{CHECKSUMS} does not list {STATE_FILE}"
     outside = [name for name, _, _ in entries if not (path / name).resolve().is_relative_to(path.resolve())]

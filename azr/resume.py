@@ -58,7 +58,10 @@ def plan(run_dir: Path, requested: Config) -> Start:
             )
         return Start(None, None)
     check_config(run_dir, manifest, requested)
-    chosen, skipped = checkpoint.usable(run_dir)
+    try:
+        chosen, skipped = checkpoint.usable(run_dir)
+    except OSError as error:  # unreadable is not damaged: nothing is skipped or moved
+        raise RunDirError(f"cannot read {error.filename}: {error.strerror}; fix that and run again") from None
     on_disk = {step for step, _ in found}
     lost = [(step, f"missing, though {MANIFEST} lists it") for step in manifest.checkpoints if step not in on_disk]
     skipped = sorted([*skipped, *((s, why) for s, why in lost if chosen is None or s > chosen[0])], reverse=True)
@@ -122,6 +125,9 @@ def open_store(run_dir: Path, start: Start, max_tasks: int | None) -> TaskStore:
 
 def _check_store(store: TaskStore, start: Start) -> None:
     assert start.manifest is not None
+    problem = store.damage()
+    if problem is not None:
+        raise RunDirError(f"{store.path} is damaged ({problem}); {_RESTORE}")
     if store.identity != start.manifest.store_id:
         raise RunDirError(
             f"{store.path} is not this run's task store (its id is {store.identity}, {MANIFEST} names "

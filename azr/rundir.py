@@ -95,18 +95,40 @@ class RunLock:
 
 def set_aside(run_dir: Path) -> Path | None:
     """For `azr train --fresh`: move what `run_dir` holds to a sibling named after the time, so
-    that starting over loses nothing. Returns where it went (None: nothing to move)."""
+    that starting over loses nothing; where the directory itself cannot move (a mount point, a
+    parent the user cannot write), its contents go to a subdirectory instead. Returns where it all
+    went (None: nothing to move)."""
+    run_dir = run_dir.resolve()
     if not run_dir.is_dir() or not any(run_dir.iterdir()):
         return None
     with RunLock(run_dir, "azr train --fresh"):
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        aside = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}")
-        number = 1
-        while aside.exists():
-            number += 1
-            aside = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}-{number}")
-        os.rename(run_dir, aside)
-    return aside
+        aside = _unused(run_dir.with_name(f"{run_dir.name}.replaced-{stamp}"))
+        try:
+            os.rename(run_dir, aside)
+            return aside
+        except OSError:
+            pass
+        inside = _unused(run_dir / f"replaced-{stamp}")
+        try:
+            inside.mkdir()
+            for entry in list(run_dir.iterdir()):
+                if entry != inside and entry.name != LOCK:
+                    os.rename(entry, inside / entry.name)
+        except OSError as error:
+            raise RunDirError(
+                f"--fresh cannot move what {run_dir} holds ({error.filename or run_dir}: {error.strerror}): "
+                "move it yourself, or give another --run-dir"
+            ) from None
+    return inside
+
+
+def _unused(path: Path) -> Path:
+    number, found = 1, path
+    while found.exists():
+        number += 1
+        found = path.with_name(f"{path.name}-{number}")
+    return found
 
 
 # -- the manifest --------------------------------------------------------------------------------
@@ -155,6 +177,8 @@ def read_manifest(run_dir: Path) -> Manifest | None:
         return None
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
+        if isinstance(data.get("format"), int) and data["format"] > FORMAT:
+            raise RunDirError(f"{path} was written by a newer azr (format {data['format']}): upgrade azr")
         manifest = Manifest(
             config=data["config"],
             store_id=data["store"]["id"],
@@ -169,7 +193,7 @@ def read_manifest(run_dir: Path) -> Manifest | None:
             and all(isinstance(step, int) for step in manifest.checkpoints)
             and data.get("config_hash") == manifest.config_hash
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         problem = _one_line(error)
         raise RunDirError(f"{path} cannot be read ({problem}): restore it, or start over with --fresh") from None
     if not valid:
@@ -192,9 +216,11 @@ def write_atomically(path: Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             temporary.unlink()
+        if isinstance(error, OSError) and error.errno is not None:  # name the file, not its temporary
+            raise OSError(error.errno, error.strerror, str(path)) from error
         raise
     sync_directory(path.parent)
 
@@ -234,8 +260,8 @@ def resource_problem(error: BaseException, where: Path) -> str | None:
     cause: BaseException | None = error
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, OSError) and cause.errno is not None:
-            return f"cannot write {cause.filename or where}: {cause.strerror or os.strerror(cause.errno)}"
+        if isinstance(cause, OSError) and cause.errno is not None:  # a read or a write: it says which file
+            return f"{cause.filename or where}: {cause.strerror or os.strerror(cause.errno)}"
         if isinstance(cause, sqlite3.OperationalError):
             name = getattr(cause, "sqlite_errorname", "")
             if name.startswith(_SQLITE_RESOURCE):

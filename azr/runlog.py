@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,25 @@ from typing import Any
 from azr.rundir import WriteRefused, write_atomically
 
 
-def _truncate_jsonl(path: Path, after_step: int) -> None:
-    """Keep the lines whose step is <= after_step (rewritten atomically)."""
+def _truncate_jsonl(path: Path, after_step: int) -> list[int]:
+    """Keep the lines whose step is <= after_step (rewritten atomically); drop a line a crash cut
+    short, or any other that is not an object with an integer step (a hand edit, a bad disk).
+    Returns the steps kept, in order."""
     if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+        return []
+    kept, steps = [], []
+    for raw in path.read_bytes().split(b"\n"):
         try:
-            if json.loads(line).get("step", 0) <= after_step:
-                kept.append(line)
-        except (ValueError, AttributeError):
-            continue  # a line cut short by a crash
+            line = raw.decode("utf-8")
+            row = json.loads(line)
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, cut short
+            continue
+        step = row.get("step", 0) if isinstance(row, dict) else None
+        if isinstance(step, int) and not isinstance(step, bool) and step <= after_step:
+            kept.append(line)
+            steps.append(step)
     write_atomically(path, "".join(line + "\n" for line in kept))
+    return steps
 
 
 class RunLog:
@@ -39,12 +47,19 @@ class RunLog:
         self.samples_path = run_dir / "samples.jsonl"
         # Without a checkpoint nothing is committed, not even the step-0 evaluation: start afresh.
         kept = resume_step if resume_step > 0 else -1
-        for path in (self.metrics_path, self.samples_path):
-            _truncate_jsonl(path, kept)
+        logged = set(_truncate_jsonl(self.metrics_path, kept))
+        _truncate_jsonl(self.samples_path, kept)
+        lost = sorted(set(range(1, resume_step + 1)) - logged)
+        if lost:
+            logging.getLogger("azr").warning(
+                "%s lacks the lines of steps %s (deleted or damaged): they are not in the run's record; "
+                "the run goes on", self.metrics_path, _ranges(lost),
+            )  # fmt: skip
         self.tensorboard = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
+            _quiet_tensorboard_thread()
             self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=kept + 1)
         self.wandb = None
         if wandb_project:
@@ -87,6 +102,32 @@ class RunLog:
                     closer()
                 except Exception as error:
                     logging.getLogger("azr").warning("closing %s failed: %s", name, error)
+
+
+def _quiet_tensorboard_thread() -> None:
+    """TensorBoard writes from a thread of its own, whose failure (a full disk) its next write or
+    flush raises again here, as one WriteRefused: Python need not print the thread's traceback too."""
+    previous = threading.excepthook
+    if getattr(previous, "azr_quiet", False):
+        return
+
+    def hook(args: Any) -> None:
+        if type(args.thread).__name__ != "_AsyncWriterThread":
+            previous(args)
+
+    hook.azr_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
+def _ranges(steps: list[int]) -> str:
+    """1, 2, 3, 5 -> '1-3, 5'."""
+    spans: list[list[int]] = []
+    for step in steps:
+        if spans and step == spans[-1][1] + 1:
+            spans[-1][1] = step
+        else:
+            spans.append([step, step])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
 
 
 def _append(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -206,6 +206,14 @@ class TaskStore:
 
     # -- reading -----------------------------------------------------------------------------
 
+    def damage(self) -> str | None:
+        """None when SQLite's quick_check finds the file sound (a linear pass); else its first complaint."""
+        try:
+            found = [str(row[0]) for row in self._db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as error:
+            found = [str(error)]
+        return None if found == ["ok"] else " ".join(" ".join(found).split())[:200]
+
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import random
 import signal
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -90,6 +91,12 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
             problem: str | None = str(error)
         except (ConfigError, RunDirError, PolicyError, ExecutorError, StoreError):
             raise
+        except sqlite3.DatabaseError as error:
+            if getattr(error, "sqlite_errorname", "") not in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+                raise
+            raise RunDirError(
+                f"{run_dir / 'tasks.db'} is damaged ({error}): restore it, or start over with --fresh"
+            ) from None
         except Exception as error:
             problem = rundir.resource_problem(error, run_dir)
             if problem is None:
@@ -129,10 +136,11 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any) -> Outcome:
                 f"{policy.max_positions} positions: lower them"
             )
         rundir.write_atomically(run_dir / "config.yaml", to_yaml(config))
-        for step, why in start.skipped:  # it would be replaced when its step is saved again
-            checkpoint.remove(run_dir, step)
+        for step, why in start.skipped:  # out of the way of the step's next save
+            aside = checkpoint.set_aside(run_dir, step)
+            moved = f"moved to {aside}" if aside else "gone"
             log.warning(
-                "checkpoint step-%d is not usable (%s): removed it; resuming from step %d", step, why, start.step
+                "checkpoint step-%d is not usable (%s): %s; resuming from step %d", step, why, moved, start.step
             )
         manifest = start.manifest or Manifest(as_dict(config), store.identity or "", 0, ())
         kept = tuple(step for step, _ in checkpoint.complete(run_dir))
@@ -337,7 +345,10 @@ class _StopOnSignal:
 
     def _handle(self, number: int, frame: Any) -> None:
         if self.requested:
-            raise KeyboardInterrupt
+            print("\nazr: stopped; the last checkpoint stands (run the same command to resume)", file=sys.stderr)
+            if number == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + number)  # the shell's code for the signal, as for the first one
         self.requested = number
         print("\nazr: finishing this step, then saving (Ctrl-C again to stop now)", file=sys.stderr)
 

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -207,3 +208,25 @@ def test_a_read_only_run_refuses_training_in_one_line_and_readers_still_work(dis
                                capture_output=True, text=True, timeout=300)  # fmt: skip
     assert elsewhere.returncode == 2 and elsewhere.stderr.count("\n") == 1 and "give --out DIR" in elsewhere.stderr
     assert "could not be read" not in (tmp_path / "report" / "index.html").read_text()  # the store was
+
+
+def test_a_second_sigterm_stops_at_once_with_143_and_the_last_checkpoint_stands(tmp_path, settings, unbroken):
+    run = tmp_path / "run"
+    process = training(run, *settings, "train.steps=200", steps_logged=3)  # a checkpoint at step 2
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 60  # two signals at once would be one: the second after the first is seen
+    while time.monotonic() < deadline and not any("finishing this step" in line for line in lines):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=120)
+    reader.join(timeout=10)
+    stderr = "".join(lines)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert "stopped; the last checkpoint stands" in stderr and "Traceback" not in stderr
+    resumed = azr_train(run, *settings)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    check_invariants(run)
+    assert_same_run(run, unbroken, STEPS)

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -148,7 +149,8 @@ def test_checkpoints_carry_checksums_and_the_newest_that_verifies_is_used(tmp_pa
     [
         (lambda p: (p / "model" / "config.json").unlink(), "model/config.json is missing"),
         (lambda p: __import__("shutil").rmtree(p / "model"), "model/"),
-        (lambda p: (p / checkpoint.CHECKSUMS).write_text("{"), "checksums.json cannot be read"),
+        (lambda p: (p / checkpoint.CHECKSUMS).write_text("{"), "checksums.json is damaged"),
+        (lambda p: (p / checkpoint.CHECKSUMS).unlink(), "checksums.json is missing"),
         (lambda p: (p / checkpoint.CHECKSUMS).write_text('{"files": {}}'), "does not list trainer_state.pt"),
         (lambda p: (p / checkpoint.CHECKSUMS).write_text(
             '{"files": {"trainer_state.pt": {"bytes": 1, "sha256": "x"}, "../../x": {"bytes": 1, "sha256": "x"}}}'),
@@ -283,10 +285,10 @@ def test_the_store_must_be_the_runs_and_not_behind_its_checkpoint(tmp_path):
 
 def test_a_refused_write_is_named_however_the_library_reports_it(tmp_path):
     full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x"))
-    assert resource_problem(full, tmp_path) == f"cannot write {tmp_path / 'x'}: No space left on device"
+    assert resource_problem(full, tmp_path) == f"{tmp_path / 'x'}: No space left on device"
     wrapped = RuntimeError("save failed")
     wrapped.__cause__ = OSError(errno.EROFS, "Read-only file system")
-    assert resource_problem(wrapped, tmp_path) == f"cannot write {tmp_path}: Read-only file system"
+    assert resource_problem(wrapped, tmp_path) == f"{tmp_path}: Read-only file system"
     rust = RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
     assert resource_problem(rust, tmp_path) == f"cannot write {tmp_path}: No space left on device"
     sqlite = sqlite3.OperationalError("database or disk is full")
@@ -360,3 +362,74 @@ def test_a_hand_edited_config_yaml_is_one_line_not_a_silent_overwrite(tmp_path, 
     assert problem in str(caught.value) and "\n" not in str(caught.value)
     (run / "config.yaml").write_text(to_yaml(load(None, ["train.steps=99"])))  # train.* may differ
     assert resume.plan(run, Config()).step == 2
+
+
+def test_fresh_works_where_the_directory_cannot_move(disk, monkeypatch):
+    (disk.path / "metrics.jsonl").write_text("{}\n")
+    aside = set_aside(disk.path)  # a mount point: rename(2) says EBUSY
+    assert aside.parent == disk.path and (aside / "metrics.jsonl").read_text() == "{}\n"
+    assert sorted(p.name for p in disk.path.iterdir()) == sorted([".lock", aside.name])
+    run = disk.path / "run"
+    run.mkdir()
+    (run / "x").write_text("")
+    monkeypatch.chdir(run)
+    moved = set_aside(Path("."))
+    assert moved is not None and (moved / "x").exists()
+
+
+def test_a_damaged_store_is_refused_in_one_line(tmp_path, capsys):
+    from azr.cli import main
+
+    run = _run(tmp_path, (2,))
+    with TaskStore(run / "tasks.db") as store:
+        store.add([_task(step) for step in range(1, 2000)])
+    size = (run / "tasks.db").stat().st_size
+    with open(run / "tasks.db", "r+b") as handle:  # bad pages past the one holding meta
+        handle.seek(size // 2)
+        handle.write(b"\xff" * 20000)
+    with pytest.raises(RunDirError, match=r"tasks\.db is damaged \(.*--fresh"):
+        resume.open_store(run, resume.plan(run, Config()), None)
+    assert main(["tasks", "list", "--run-dir", str(run), "--limit", "0"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is damaged" in error
+
+
+def test_an_unreadable_checkpoint_is_an_error_not_damage(tmp_path):
+    run = _run(tmp_path, (2, 4))
+    checksums = run / "checkpoints" / "step-4" / checkpoint.CHECKSUMS
+    checksums.unlink()
+    checksums.mkdir()  # reading it raises IsADirectoryError, as EACCES or EIO would raise theirs
+    with pytest.raises(RunDirError, match=r"cannot read .*step-4/checksums\.json: Is a directory"):
+        resume.plan(run, Config())
+    assert (run / "checkpoints" / "step-4").is_dir()  # not skipped, not moved
+
+
+def test_damaged_log_lines_are_dropped_and_missing_steps_named(tmp_path, caplog):
+    from azr.runlog import RunLog
+
+    lines = [b'{"step": 1}', b"\xff\xfe", b'{"step": null}', b"[3]", b'{"step": true}', b'{"step": 3}', b'{"st']
+    (tmp_path / "metrics.jsonl").write_bytes(b"\n".join(lines))
+    RunLog(tmp_path, 4, tensorboard=False, wandb_project="", config={}).close()
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1}\n{"step": 3}\n'
+    assert "lacks the lines of steps 2, 4 (deleted or damaged)" in caplog.text
+
+
+def test_tensorboards_writer_thread_prints_no_traceback_of_its_own(tmp_path, monkeypatch):
+    """Its failure is raised again by the next flush, as one line: Python's report of the thread's
+    exception is dropped; any other thread's still goes to the hook before."""
+    import threading
+    from types import SimpleNamespace
+
+    from azr.runlog import RunLog
+
+    seen = []
+    monkeypatch.setattr(threading, "excepthook", seen.append)
+    RunLog(tmp_path, 0, tensorboard=True, wandb_project="", config={}).close()
+
+    class _AsyncWriterThread(threading.Thread):  # the name of TensorBoard's writer thread
+        pass
+
+    other = threading.Thread()
+    for thread in (_AsyncWriterThread(), other):
+        threading.excepthook(SimpleNamespace(thread=thread, exc_value=OSError(28, "No space left on device")))
+    assert [args.thread for args in seen] == [other]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import textwrap
+from collections.abc import Iterator
 from typing import Any
 
 from azr.cli import UsageError, add_command, add_executor_options, executor_from, open_input, store_path, write_line
@@ -157,14 +159,22 @@ def _summary(counts: dict[str, int]) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def _open_store(args: argparse.Namespace) -> Any:
-    """A run's store, read-only: no lock, nothing written, so it works on a training or archived run."""
+@contextlib.contextmanager
+def _open_store(args: argparse.Namespace) -> Iterator[Any]:
+    """A run's store, read-only: no lock, nothing written, so it works on a training or archived
+    run. A damaged file is a UsageError wherever the damage is met."""
+    import sqlite3
+
     from azr.store import StoreError, TaskStore
 
+    path = store_path(args.run_dir, must_exist=True)
     try:
-        return TaskStore(store_path(args.run_dir, must_exist=True), readonly=True)
+        with TaskStore(path, readonly=True) as store:
+            yield store
     except StoreError as error:
         raise UsageError(str(error)) from None
+    except sqlite3.DatabaseError as error:
+        raise UsageError(f"{path} is damaged ({error}): restore it from a copy") from None
 
 
 def _task_type(args: argparse.Namespace) -> Any:
