@@ -63,7 +63,7 @@ def main() -> None:
         root = Path(scratch)
         ours, base, verify = [], [], []
         for round_ in range(args.rounds):
-            for name in (("ours", "base") if round_ % 2 == 0 else ("base", "ours")):
+            for name in ("ours", "base") if round_ % 2 == 0 else ("base", "ours"):
                 started = time.perf_counter()
                 if name == "ours":
                     path = checkpoint.save(root, 1, policy, updater, keep=1)
