@@ -284,8 +284,13 @@ def _eval_benches(config: Config) -> list[tuple[str, Path | None]]:
             raise ConfigError(
                 f"eval.bench: {name} is not a reasoning benchmark; training validates on heldout, cruxeval*"
             )
-        if path is not None and not path.is_file():
+        if path is not None and not path.exists():
             raise ConfigError(f"eval.bench: no file {path}")
+        if path is not None and path.suffix != ".gz":  # read now, not after minutes of model loading
+            try:
+                read_text(path, "benchmark file")
+            except UserFileError as error:
+                raise ConfigError(f"eval.bench: {error}") from None
         if name == "heldout" and path is None and heldout_path() is None:
             raise ConfigError("eval.bench: the embedded held-out set is not installed; give heldout=FILE")
         if name not in ("heldout", "file") and path is None and importlib.util.find_spec("datasets") is None:

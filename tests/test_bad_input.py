@@ -167,6 +167,20 @@ def test_seed_files_are_read_defensively(d, file, phrase, capsys, tmp_path):
     assert not (tmp_path / "run" / "tasks.db").exists()  # refused before anything was made
 
 
+@pytest.mark.parametrize(
+    ("bench", "phrase"),
+    [
+        ("not-utf8.jsonl", "not-utf8.jsonl: line 2: not UTF-8 text"),
+        ("heldout={d}/dir.jsonl", "dir.jsonl is a directory"),
+        ("{d}/missing.jsonl", "no file"),
+    ],
+)
+def test_eval_bench_files_are_read_before_the_model_loads(d, bench, phrase, capsys, tmp_path):
+    bench = bench.format(d=d) if "{d}" in bench else str(d / bench)
+    line = one_error_line(capsys, ["train", "--run-dir", str(tmp_path / "run"), "eval.every=5", f"eval.bench={bench}"])
+    assert "eval.bench: " in line and phrase in line
+
+
 # -- azr tasks, eval, exec, verify ------------------------------------------------------------------
 
 
