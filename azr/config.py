@@ -9,9 +9,14 @@ merging and type checking; `check` adds the cross-field rules, with errors that 
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import itertools
+import json
 import math
 import re
+import textwrap
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -38,15 +43,21 @@ class LoraConfig:
     instead of all of them, so a 1.5B model fits one GPU."""
 
     enabled: bool = False
+    """Train adapters instead of the whole model."""
     r: int = 16
+    """Rank of each adapter."""
     alpha: int = 32
+    """Scale: the adapter's update is multiplied by alpha / r."""
     dropout: float = 0.0
+    """Dropout on the adapters' input."""
     target_modules: str = "all-linear"
     """Which modules get adapters: PEFT's `all-linear`, or a comma-separated list of names."""
 
 
 @dataclass
 class ModelConfig:
+    """The policy: one model proposes and solves (AZR's two roles share the weights)."""
+
     path: str = "embedded"
     """A Hugging Face model directory or hub id; `embedded`: the 5.8M-parameter code model shipped in
     the package (azr/base/model, see its MODEL_CARD.md); `tiny-random`: a tiny random-weight Qwen2
@@ -68,11 +79,14 @@ class ModelConfig:
 
 @dataclass
 class GenerationConfig:
+    """How rollouts are sampled."""
+
     backend: str = "transformers"
     """How completions are sampled. `transformers`: HF generate with left padding and a KV cache."""
     temperature: float = 1.0
     """Sampling temperature of every rollout (paper: 1.0)."""
     top_p: float = 1.0
+    """Nucleus sampling of every rollout (paper: 1.0, none)."""
     max_prompt_tokens: int = 1024
     """Longer prompts are cut from the left (paper: 6144)."""
     max_new_tokens: int = 128
@@ -83,9 +97,10 @@ class GenerationConfig:
 
 @dataclass
 class SelfPlayConfig:
-    """The algorithm (AZR paper section 3; ../shared/docs/AZR.md)."""
+    """The algorithm (AZR paper, section 3)."""
 
     task_types: list[str] = field(default_factory=lambda: [t.value for t in TaskType])
+    """The task types self-play proposes and solves (paper: all three), each with its own buffer."""
     batch_size: int = 8
     """B: proposals and solver tasks per (task type, role) per step (paper: 64)."""
     references: int = 2
@@ -135,10 +150,14 @@ class SelfPlayConfig:
 
 @dataclass
 class OptimConfig:
+    """The policy update: PPO's clipped surrogate on TRR++ advantages, with AdamW."""
+
     lr: float = 1e-4
     """AdamW learning rate (paper: 1e-6 for 7B)."""
     weight_decay: float = 0.0
+    """AdamW weight decay (paper: 0)."""
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW's two moment decay rates."""
     warmup_steps: int = 0
     """Linear warm-up, then constant."""
     grad_clip: float = 1.0
@@ -164,9 +183,11 @@ class ExecutorSection:
     timeout: float = 5.0
     """Seconds a program may run (paper: 10)."""
     memory_mb: int = 512
+    """Address-space limit of one program, MiB."""
     workers: int = 0
     """0: one per CPU core."""
     isolation: str = "auto"
+    """`bwrap` (namespaces), `none` (rlimits, uid drop, seccomp) or `auto` (bwrap where it works)."""
 
 
 @dataclass
@@ -182,6 +203,7 @@ class EvalConfig:
     of these two: they log as eval/<type>/pass@1), and `cruxeval=FILE` (or cruxeval-o, cruxeval-i;
     AZR validates on CRUXEval-I/O), logged as eval/cruxeval/<type>/pass@1."""
     task_types: list[str] = field(default_factory=lambda: [t.value for t in TaskType])
+    """Task types evaluated on the held-out set and seed files."""
     limit: int = 200
     """At most this many rows of each benchmark (of each kind, triplets and induction, in a seed
     file); a CRUXEval row is asked both ways under `cruxeval`."""
@@ -191,21 +213,28 @@ class EvalConfig:
 
 @dataclass
 class TrainConfig:
+    """The run: its length, checkpoints and logs; the only section a resume may change (but seed)."""
+
     steps: int = 60
+    """Training steps of the run; more on a rerun goes on from where it stopped."""
     save_every: int = 20
     """Checkpoint every this many steps (and at the end, and on Ctrl-C)."""
     keep_checkpoints: int = 2
+    """Checkpoints kept, newest first; with 2 or more a damaged newest one has a fallback."""
     seed: int = 0
     """Seeds everything: sampling, reference draws, induction splits, the tiny model's weights."""
     log_samples: int = 2
     """Proposals and answers per (task type, role) written to samples.jsonl each step."""
     tensorboard: bool = True
+    """Write TensorBoard events to RUN_DIR/tensorboard."""
     wandb_project: str = ""
     """Log to Weights & Biases too, when set and wandb is installed."""
 
 
 @dataclass
 class Config:
+    """A run's whole configuration, one section per concern."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
@@ -249,6 +278,9 @@ def load(config_file: str | None = None, overrides: list[str] | tuple[str, ...] 
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not key=value (e.g. train.steps=5)")
+        key, _, value = item.partition("=")
+        if _is_list(merged, key.strip()) and not value.lstrip().startswith("["):
+            item = f"{key}=[{value}]"  # selfplay.task_types=deduction,abduction as [deduction,abduction]
         try:
             dotted.merge_with_dotlist([item])
         except (yaml.YAMLError, UnicodeError, RecursionError) as error:  # the value is parsed as YAML
@@ -256,6 +288,13 @@ def load(config_file: str | None = None, overrides: list[str] | tuple[str, ...] 
         except OmegaConfBaseException as error:
             raise ConfigError(_explain(error)) from None
     return _checked(_merge(merged, dotted, ""))
+
+
+def _is_list(config: DictConfig, key: str) -> bool:
+    try:
+        return OmegaConf.is_list(OmegaConf.select(config, key, default=None))
+    except OmegaConfBaseException:  # a malformed key: the merge says what is wrong with it
+        return False
 
 
 def _mapping(text: str, name: str) -> DictConfig:
@@ -416,8 +455,38 @@ def from_yaml(text: str | bytes) -> Config:
 
 
 def describe_keys() -> str:
-    """Every key with its default, for `azr train --help-config`."""
-    return to_yaml(Config())
+    """Every key with its default and its documentation, as YAML with comments, for
+    `azr train --help-config`: the docstrings under each field of the dataclasses above."""
+    return "".join(_describe(Config(), ""))
+
+
+def _describe(section: Any, indent: str) -> list[str]:
+    notes = _field_docs(type(section))
+    lines = []
+    for spec in dataclasses.fields(section):
+        value = getattr(section, spec.name)
+        nested = dataclasses.is_dataclass(value)
+        doc = inspect.getdoc(type(value)) if nested else notes.get(spec.name, "")
+        lines += [f"{indent}# {line}".rstrip() + "\n" for line in (doc or "").splitlines()]
+        if nested:
+            lines += [f"{indent}{spec.name}:\n", *_describe(value, indent + "  ")]
+        else:
+            lines.append(f"{indent}{spec.name}: {json.dumps(value)}\n")  # JSON is YAML's flow style
+    return lines
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """The string under each field of a dataclass's source (empty where the source is not shipped)."""
+    try:
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body  # type: ignore[attr-defined]
+    except (OSError, TypeError, IndexError, AttributeError):
+        return {}
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):  # fmt: skip
+            docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
 
 
 def as_dict(config: Config) -> dict[str, Any]:

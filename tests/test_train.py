@@ -142,6 +142,21 @@ def test_presets_load():
 # -- the update ------------------------------------------------------------------------------------
 
 
+def test_help_config_prints_every_key_with_its_default_and_its_documentation(capsys):
+    import yaml
+
+    from azr.cli import main
+    from azr.config import as_dict
+
+    assert main(["train", "--help-config"]) == 0
+    text = capsys.readouterr().out
+    assert yaml.safe_load(text) == as_dict(Config())  # the defaults, as YAML a config file may copy
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if not line.lstrip().startswith("#"):
+            assert lines[number - 1].lstrip().startswith("# "), f"{line.strip()} has no documentation"
+
+
 @pytest.fixture(scope="module")
 def policy():
     config = Config().model
@@ -350,3 +365,11 @@ def test_held_out_and_cruxeval_validation_during_training(tmp_path, quick_model)
         assert {f"eval/cruxeval/{t}/pass@1" for t in ("deduction", "abduction")} <= row.keys()
         assert "eval/cruxeval/induction/pass@1" not in row
     assert "eval/deduction/pass@1" not in rows[1]
+
+
+def test_a_list_override_may_be_written_with_commas():
+    config = load(None, ["selfplay.task_types=deduction,abduction", "optim.betas=0.8,0.9", "selfplay.seed_files="])
+    assert config.selfplay.task_types == ["deduction", "abduction"] and config.optim.betas == [0.8, 0.9]
+    assert config.selfplay.seed_files == [] and load(None, ["eval.task_types=[induction]"]).eval.task_types == [
+        "induction"
+    ]
