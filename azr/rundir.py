@@ -294,11 +294,16 @@ def _probe(directory: Path) -> str | None:
 
 def fault_point(name: str, step: int) -> None:
     """AZR_FAULT=<name>:<step> kills this process with SIGKILL here, as a crash, an OOM kill or a
-    power cut would. The points: step-logged (step N's lines written, nothing saved),
-    checkpoint-written (its files written, not yet renamed into place), checkpoint-renamed (in
-    place, older ones not yet pruned), checkpoint-pruned (the manifest not yet updated)."""
-    if os.environ.get("AZR_FAULT") == f"{name}:{step}":
+    power cut would; AZR_FAULT=<name>:<step>:stall stops here for a minute instead (a stalled disk),
+    so a test can signal a run at a known point. The points: step-logged (step N's lines written,
+    nothing saved), checkpoint-written (its files written, not yet renamed into place),
+    checkpoint-renamed (in place, older ones not yet pruned), checkpoint-pruned (the manifest not
+    yet updated)."""
+    fault = os.environ.get("AZR_FAULT", "")
+    if fault == f"{name}:{step}":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif fault == f"{name}:{step}:stall":
+        time.sleep(60)
 
 
 def _version() -> str:
