@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from azr.policy import Policy
-from azr.rundir import WriteRefused, fault_point, resource_problem, sync_directory
+from azr.rundir import WriteRefused, fault_point, resource_problem, sync_directory, unused_name
 from azr.update import Updater
 
 _NAME = re.compile(r"^step-(\d+)$")
@@ -68,7 +68,6 @@ def save(run_dir: Path, step: int, policy: Policy, updater: Updater, keep: int) 
     root = directory(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
-    remove_unfinished(run_dir)
     temporary = root / f".tmp-step-{step}-{os.getpid()}"
     try:
         policy.save(temporary / "model")
@@ -106,11 +105,7 @@ def set_aside(run_dir: Path, step: int) -> Path | None:
     path = directory(run_dir) / f"step-{step}"
     if not path.exists():
         return None
-    aside = path.with_name(f"damaged-step-{step}")
-    number = 1
-    while aside.exists():
-        number += 1
-        aside = path.with_name(f"damaged-step-{step}-{number}")
+    aside = unused_name(path.with_name(f"damaged-step-{step}"))
     os.rename(path, aside)
     return aside
 

@@ -17,14 +17,10 @@ from typing import Any
 
 from azr import checkpoint
 from azr.config import Config, ConfigError, as_dict, from_yaml
-from azr.rundir import MANIFEST, Manifest, RunDirError, read_manifest
+from azr.rundir import MANIFEST, MUTABLE, Manifest, RunDirError, read_manifest
 from azr.store import StoreError, TaskStore
 
 log = logging.getLogger("azr.train")
-
-MUTABLE = ("train",)
-"""Config sections a resume may change (but train.seed, which every draw follows from): what is
-saved and logged, not what is learned."""
 
 _RESTORE = "restore it, or start over with --fresh (the old run is kept beside the new one)"
 

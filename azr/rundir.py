@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "run.json"
+MUTABLE = ("train",)
+"""Config sections a resume may change (but train.seed, which every draw follows from): what is
+saved and logged, not what is learned."""
 LOCK = ".lock"
 FORMAT = 1
 
@@ -103,13 +106,13 @@ def set_aside(run_dir: Path) -> Path | None:
         return None
     with RunLock(run_dir, "azr train --fresh"):
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        aside = _unused(run_dir.with_name(f"{run_dir.name}.replaced-{stamp}"))
+        aside = unused_name(run_dir.with_name(f"{run_dir.name}.replaced-{stamp}"))
         try:
             os.rename(run_dir, aside)
             return aside
         except OSError:
             pass
-        inside = _unused(run_dir / f"replaced-{stamp}")
+        inside = unused_name(run_dir / f"replaced-{stamp}")
         try:
             inside.mkdir()
             for entry in list(run_dir.iterdir()):
@@ -123,7 +126,8 @@ def set_aside(run_dir: Path) -> Path | None:
     return inside
 
 
-def _unused(path: Path) -> Path:
+def unused_name(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3`...: the first that does not exist."""
     number, found = 1, path
     while found.exists():
         number += 1
@@ -165,7 +169,7 @@ class Manifest:
 
 def config_hash(config: dict[str, Any]) -> str:
     """sha256 of what a resume may not change: every section but train, and the seed."""
-    fixed = {section: values for section, values in config.items() if section != "train"}
+    fixed = {section: values for section, values in config.items() if section not in MUTABLE}
     fixed["seed"] = config.get("train", {}).get("seed")
     return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()
 
@@ -246,7 +250,8 @@ def remove_temporaries(run_dir: Path) -> list[Path]:
 # -- the disk says no ----------------------------------------------------------------------------
 
 _OS_ERROR = re.compile(r"os error (\d+)")
-_SQLITE_RESOURCE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM")
+SQLITE_REFUSALS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM")
+"""SQLite's names (and their prefixes, SQLITE_IOERR_WRITE...) for a disk that refuses a write."""
 
 
 def resource_problem(error: BaseException, where: Path) -> str | None:
@@ -264,7 +269,7 @@ def resource_problem(error: BaseException, where: Path) -> str | None:
             return f"{cause.filename or where}: {cause.strerror or os.strerror(cause.errno)}"
         if isinstance(cause, sqlite3.OperationalError):
             name = getattr(cause, "sqlite_errorname", "")
-            if name.startswith(_SQLITE_RESOURCE):
+            if name.startswith(SQLITE_REFUSALS):
                 return f"cannot write {where}: {cause}"
         match = _OS_ERROR.search(str(cause))
         if match:

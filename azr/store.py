@@ -43,7 +43,7 @@ from pathlib import Path
 
 from azr.guard import guarded
 from azr.programs import dedup_key
-from azr.rundir import WriteRefused
+from azr.rundir import SQLITE_REFUSALS, WriteRefused
 from azr.tasks import InductionTask, InternalError, Stage, Task, TaskType, TripletTask
 
 log = logging.getLogger("azr.store")
@@ -81,6 +81,8 @@ CREATE VIEW IF NOT EXISTS induction AS SELECT id, step, source, program, message
 
 _COLUMNS = "id, task_type, program, input, output, inputs, outputs, message, given, imports, step, source"
 _LIVE = "evicted_at IS NULL"
+_SQLITE_INTEGERS = 2**63
+"""SQLite's integers are 64-bit: an id past them names no task."""
 
 
 class StoreError(RuntimeError):
@@ -230,17 +232,17 @@ class TaskStore:
     def rows(
         self, task_type: TaskType | None = None, max_step: int | None = None, limit: int | None = None
     ) -> list[tuple[int, Task]]:
-        """(id, task) pairs, as `tasks`."""
+        """(id, task) pairs, as `tasks`; at most `limit` (one past SQLite's integers is no limit)."""
         where, params = _where(task_type, max_step)
         query = f"SELECT {_COLUMNS} FROM tasks {where} ORDER BY id"
-        if limit is not None:
+        if limit is not None and limit < _SQLITE_INTEGERS:
             query += " LIMIT ?"
             params.append(limit)
         return [(row[0], _task(row)) for row in self._db.execute(query, params).fetchall()]
 
     def get(self, task_id: int) -> Task | None:
         """A task by id, evicted or not."""
-        if not -(2**63) <= task_id < 2**63:  # beyond SQLite's integers: no such task
+        if not -_SQLITE_INTEGERS <= task_id < _SQLITE_INTEGERS:  # beyond SQLite's integers: no such task
             return None
         row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return _task(row) if row else None
@@ -317,12 +319,9 @@ class _Transaction:
 
 
 def _refused(error: sqlite3.OperationalError, path: Path) -> Exception:
-    if getattr(error, "sqlite_errorname", "").startswith(_RESOURCE):
+    if getattr(error, "sqlite_errorname", "").startswith((*SQLITE_REFUSALS, "SQLITE_BUSY")):
         return WriteRefused(f"cannot write {path}: {error}")
     return error
-
-
-_RESOURCE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_BUSY")
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:

@@ -34,11 +34,11 @@ def azr_train(run_dir, *overrides, env=None, timeout=600):
     )  # fmt: skip
 
 
-def training(run_dir, *overrides, steps_logged=1):
+def training(run_dir, *overrides, steps_logged=1, env=None):
     """A long `azr train` in the background, once it has logged `steps_logged` steps."""
     process = subprocess.Popen(
         [sys.executable, "-m", "azr.cli", "train", "--run-dir", str(run_dir), *FAST, *overrides],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
     )  # fmt: skip
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and len(read_metrics(run_dir)) < steps_logged and process.poll() is None:

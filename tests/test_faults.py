@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from runs import FAST, assert_same_run, azr_train, seeded, training
+from runs import assert_same_run, azr_train, seeded, training
 
 from azr import checkpoint
 from azr.rundir import MANIFEST, read_manifest
@@ -212,14 +212,8 @@ def test_a_read_only_run_refuses_training_in_one_line_and_readers_still_work(dis
 
 def test_a_second_sigterm_stops_at_once_with_143_and_the_last_checkpoint_stands(tmp_path, settings, unbroken):
     run = tmp_path / "run"
-    process = subprocess.Popen(  # stalled after step 3 is logged, with a checkpoint at step 2
-        [sys.executable, "-m", "azr.cli", "train", "--run-dir", str(run), *FAST, *settings],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "AZR_FAULT": "step-logged:3:stall"},
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(read_metrics(run)) < 3:
-        time.sleep(0.1)
+    # stalled after step 3 is logged, with a checkpoint at step 2
+    process = training(run, *settings, steps_logged=3, env={"AZR_FAULT": "step-logged:3:stall"})
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
     reader.start()

@@ -12,9 +12,6 @@ from typing import Any
 
 from azr.cli import UsageError, add_command, add_executor_options, executor_from, open_input, store_path, write_line
 
-SQLITE_MAX = 2**63
-"""Past SQLite's integers: a limit this high is no limit."""
-
 
 def register(commands: Any) -> None:
     tasks = add_command(commands, "tasks", help="validate, import, export, list and show tasks")
@@ -206,7 +203,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise UsageError("--limit must be >= 0 (0: all)")
     with _open_store(args) as store:
-        for task_id, task in store.rows(_task_type(args), limit=args.limit if 0 < args.limit < SQLITE_MAX else None):
+        for task_id, task in store.rows(_task_type(args), limit=args.limit or None):
             head = _one_line(task.program.strip().splitlines()[-1] if task.program.strip() else "", 40)
             if isinstance(task, InductionTask):
                 what = f"{len(task.inputs)} pairs, message: {_one_line(task.message, 50)}"
