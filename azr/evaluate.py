@@ -21,10 +21,10 @@ from typing import Any
 
 from azr.benchmarks import Benchmark, CodeProblem, MathProblem, ReasoningProblem
 from azr.generation import Generator, Sampling
-from azr.guard import guarded
+from azr.tasks.guard import guarded
 from azr.prompts import Template
 from azr.tasks import Answer, FormatError, Stage, Task, TaskType, Verdict
-from azr.verify import Verifier
+from azr.tasks.verify import Verifier
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -4,7 +4,7 @@ For deduction and abduction, each proposer prompt shows K reference triplets dra
 replacement from that type's buffer, and asks for a new, different, harder one. For induction, it
 shows one program drawn from the deduction and abduction buffers and asks for N inputs and a
 message. Completions are parsed by the template; a malformed one becomes a FormatError, to be
-penalised, never an exception (and a parser that raises anyway, an InternalError: azr.guard).
+penalised, never an exception (and a parser that raises anyway, an InternalError: azr.tasks.guard).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from azr.generation import Completion, Generator, Sampling
-from azr.guard import guarded
+from azr.tasks.guard import guarded
 from azr.prompts import Template
-from azr.store import TaskStore
+from azr.tasks.store import TaskStore
 from azr.tasks import FormatError, InternalError, Proposal, Stage, TaskType
 
 TRIPLET_TYPES = (TaskType.DEDUCTION, TaskType.ABDUCTION)

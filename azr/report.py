@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azr.store import connect_readonly
+from azr.tasks.store import connect_readonly
 from azr.tasks import TaskType
 
 TYPES = tuple(t.value for t in TaskType)

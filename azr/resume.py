@@ -18,7 +18,7 @@ from typing import Any
 from azr import checkpoint
 from azr.config import Config, ConfigError, as_dict, from_yaml
 from azr.rundir import MANIFEST, MUTABLE, Manifest, RunDirError, read_manifest
-from azr.store import StoreError, TaskStore
+from azr.tasks.store import StoreError, TaskStore
 
 log = logging.getLogger("azr.train")
 

@@ -26,7 +26,7 @@ Deviations from the paper and the authors' code, and where each one lives:
 - A buffer that is still empty (a model that cannot yet write a valid task of that type) skips
   that type's solver batch for the step instead of stopping the run.
 - No completion can end the run: each stage handles its samples one at a time under a guard
-  (azr.guard), so a bug of ours that one sample hits rejects that sample as `internal_error`
+  (azr.tasks.guard), so a bug of ours that one sample hits rejects that sample as `internal_error`
   (rewarded as any rejected proposal or wrong answer) and the step goes on; every such sample is
   written to samples.jsonl with its stage and exception, counted in `errors/internal`, and logged.
 """
@@ -47,17 +47,17 @@ import torch
 from azr.advantages import group_advantages
 from azr.config import Config
 from azr.generation import Generator, Sampling
-from azr.guard import guarded
-from azr.programs import normalized
+from azr.tasks.guard import guarded
+from azr.tasks.programs import normalized
 from azr.prompts import Template
 from azr.propose import Proposed, propose
 from azr.reward import accuracy, learnability, shaped, solve_rate
 from azr.solve import Solved, solve
-from azr.store import TaskStore
+from azr.tasks.store import TaskStore
 from azr.tasks import FormatError, InductionTask, InternalError, Role, Stage, TaskType, Validation
 from azr.update import Sample, Updater
-from azr.validate import Validator, rejection_counts
-from azr.verify import Verifier
+from azr.tasks.validate import Validator, rejection_counts
+from azr.tasks.verify import Verifier
 
 log = logging.getLogger("azr.selfplay")
 
@@ -101,7 +101,7 @@ class StepResult:
 
 @dataclass(frozen=True)
 class InternalErrorSample:
-    """A proposal or an answer whose handling raised (azr.guard): where, what, and the text that did it."""
+    """A proposal or an answer whose handling raised (azr.tasks.guard): where, what, and the text that did it."""
 
     role: Role
     task_type: TaskType

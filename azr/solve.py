@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from azr.generation import Completion, Generator, Sampling
-from azr.guard import guarded
+from azr.tasks.guard import guarded
 from azr.prompts import Template
 from azr.tasks import Answer, FormatError, InternalError, Stage, Task, Verdict
-from azr.verify import Verifier
+from azr.tasks.verify import Verifier
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Solved:
     prompt: str
     completion: Completion
     answer: Answer | FormatError | InternalError
-    """InternalError: the template's parser raised on it (a bug of ours; azr.guard)."""
+    """InternalError: the template's parser raised on it (a bug of ours; azr.tasks.guard)."""
     verdict: Verdict
 
 

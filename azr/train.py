@@ -39,14 +39,14 @@ from azr.prompts import get_template
 from azr.propose import propose
 from azr.rundir import Manifest, RunDirError, WriteRefused
 from azr.runlog import RunLog, read_metrics
-from azr.seeds import identity_proposals, read_rows
+from azr.tasks.seeds import identity_proposals, read_rows
 from azr.selfplay import SelfPlay, selfplay_step, stage_seed
-from azr.store import StoreError, TaskStore
+from azr.tasks.store import StoreError, TaskStore
 from azr.tasks import TaskType
 from azr.update import Updater
 from azr.userfiles import UserFileError, read_text, split_lines
-from azr.validate import ValidationConfig, Validator, rejection_counts
-from azr.verify import Verifier
+from azr.tasks.validate import ValidationConfig, Validator, rejection_counts
+from azr.tasks.verify import Verifier
 
 log = logging.getLogger("azr.train")
 

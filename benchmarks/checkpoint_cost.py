@@ -25,7 +25,7 @@ import torch
 from azr import checkpoint
 from azr.config import ModelConfig, OptimConfig
 from azr.policy import Policy
-from azr.store import TaskStore
+from azr.tasks.store import TaskStore
 from azr.update import Updater
 
 

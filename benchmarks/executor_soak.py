@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from executor_throughput import generated_programs
 
 from azr.executor import ExecRequest, Executor, ExecutorConfig, Policy, TestRequest
-from azr.programs import BANNED_MODULES
+from azr.tasks.programs import BANNED_MODULES
 
 POLICY = Policy(BANNED_MODULES)
 

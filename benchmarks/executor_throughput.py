@@ -174,7 +174,7 @@ def round_trips(isolation: str, count: int = 300) -> dict:
 def one_version(programs: int, isolation: str) -> dict:
     """This process's azr: programs and validations per second, and the trivial round trip."""
     from azr.tasks import TaskType, TripletProposal
-    from azr.validate import Validator
+    from azr.tasks.validate import Validator
 
     requests = generated_programs(programs)
     proposals = [TripletProposal(TaskType.DEDUCTION, r.program, r.input) for r in requests]

@@ -40,7 +40,7 @@ DIRECTORIES = ("dir.yaml", "dir.jsonl", "run")
 @pytest.fixture(scope="module")
 def d(tmp_path_factory):
     """A directory of bad files (and dirs), and `run`: a run directory with an empty task store."""
-    from azr.store import TaskStore
+    from azr.tasks.store import TaskStore
 
     root = tmp_path_factory.mktemp("bad")
     for name, data in FILES.items():

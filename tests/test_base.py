@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 
 from azr.base.corpus import make_tasks, transcripts
 from azr.base.programs import draw_input, generate
-from azr.programs import check_program, normalized
+from azr.tasks.programs import check_program, normalized
 from azr.prompts.compact import CompactTemplate
 from azr.tasks import TaskType, TripletProposal
-from azr.validate import Validator
+from azr.tasks.validate import Validator
 
 
 def test_programs_are_reproducible_from_the_seed():

@@ -16,7 +16,7 @@ from conftest import SHARED
 
 from azr.executor import ExecRequest, Executor, ExecutorConfig, NotPlainData, parse_arguments, parse_value
 from azr.tasks import Answer, TaskType, TripletTask
-from azr.verify import Verifier
+from azr.tasks.verify import Verifier
 
 DATA = SHARED / "data" / "cruxeval"
 pytestmark = pytest.mark.skipif(not DATA.exists(), reason=f"CRUXEval data not found at {DATA}")

@@ -20,7 +20,7 @@ from runs import assert_same_run, azr_train, seeded, training
 from azr import checkpoint
 from azr.rundir import MANIFEST, read_manifest
 from azr.runlog import read_metrics
-from azr.store import TaskStore
+from azr.tasks.store import TaskStore
 
 STEPS = 6
 SETTINGS = [f"train.steps={STEPS}", "train.save_every=2", "train.keep_checkpoints=2", "optim.entropy_coef=0.01"]

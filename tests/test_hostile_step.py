@@ -15,21 +15,21 @@ from dataclasses import dataclass
 
 import pytest
 
-import azr.programs
+import azr.tasks.programs
 import azr.selfplay
-import azr.verify
+import azr.tasks.verify
 from azr.config import Config
 from azr.generation import Completion
 from azr.prompts import get_template
 from azr.prompts.compact import CompactTemplate
 from azr.report import summary
 from azr.runlog import RunLog, read_metrics
-from azr.seeds import identity_proposals
+from azr.tasks.seeds import identity_proposals
 from azr.selfplay import SelfPlay, StepResult, selfplay_step
-from azr.store import TaskStore
+from azr.tasks.store import TaskStore
 from azr.tasks import Role, Stage, TaskType, TripletTask
-from azr.validate import ValidationConfig, Validator
-from azr.verify import Verifier
+from azr.tasks.validate import ValidationConfig, Validator
+from azr.tasks.verify import Verifier
 
 D, A, N = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
 INPUTS = 4  # induction inputs asked for: few, to keep the sandbox batches small
@@ -333,13 +333,13 @@ INJECTIONS = {  # stage: (object, attribute, which call raises, the sample that 
                           ("propose", "abduction")),
     Stage.SANDBOX_RESULTS: (Validator, "_check_runs", lambda self, item, *_: item.proposal.program == DIVIDES,
                             ("propose", "abduction")),
-    Stage.STORE: (azr.programs, "normalized", lambda source: source == TIMES_TWO, ("propose", "abduction")),
+    Stage.STORE: (azr.tasks.programs, "normalized", lambda source: source == TIMES_TWO, ("propose", "abduction")),
     Stage.BUILD_TASK: (Validator, "split", lambda *_: True, ("propose", "induction")),
     Stage.PARSE_ANSWER: (CompactTemplate, "parse_answer", lambda self, t, text: text == "'hello'<E>",
                          ("solve", "deduction")),
     Stage.PREPARE_ANSWER: (Verifier, "_prepare", lambda self, i, task, answer: getattr(answer, "text", "") == "'hello'",
                            ("solve", "deduction")),
-    Stage.COMPARE: (azr.verify, "outputs_equal", lambda answer, expected, *_: answer == "'Hello world'",
+    Stage.COMPARE: (azr.tasks.verify, "outputs_equal", lambda answer, expected, *_: answer == "'Hello world'",
                     ("solve", "abduction")),
     Stage.METRICS: (azr.selfplay, "normalized", lambda source: source == PLUS_ONE, ("propose", "deduction")),
 }  # fmt: skip
@@ -409,13 +409,13 @@ def test_internal_errors_are_logged_whatever_train_log_samples(tmp_path, sandbox
 
 
 def test_a_task_the_store_cannot_key_does_not_cost_the_others(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(azr.programs, "normalized", raising(azr.programs.normalized, lambda s: s == TIMES_TWO))
+    monkeypatch.setattr(azr.tasks.programs, "normalized", raising(azr.tasks.programs.normalized, lambda s: s == TIMES_TWO))
     tasks = [
         TripletTask(D, PLUS_ONE, "1", "2"),
         TripletTask(D, TIMES_TWO, "1", "2"),
         TripletTask(D, DIVIDES, "'\ud800'", "1"),
     ]
-    with TaskStore(tmp_path / "tasks.db") as store, caplog.at_level(logging.ERROR, logger="azr.store"):
+    with TaskStore(tmp_path / "tasks.db") as store, caplog.at_level(logging.ERROR, logger="azr.tasks.store"):
         outcomes = store.try_add(tasks)
         assert outcomes[0] is True and [o.stage for o in outcomes[1:]] == [Stage.STORE, Stage.STORE]
         assert outcomes[2].detail.startswith("UnicodeEncodeError: 'utf-8' codec can't encode character '\\ud800'")

@@ -32,7 +32,7 @@ from azr.executor.literals import (
     parse_arguments,
     parse_value,
 )
-from azr.programs import (
+from azr.tasks.programs import (
     MAX_NORMALIZED_CHARS,
     FilterConfig,
     ProgramCheck,
@@ -43,7 +43,7 @@ from azr.programs import (
 )
 from azr.prompts import get_template
 from azr.prompts.paper import _blocks
-from azr.seeds import read_rows
+from azr.tasks.seeds import read_rows
 from azr.tasks import Answer, FormatError, InductionProposal, Rejection, TaskType, TripletProposal
 
 MB = 1_000_000
@@ -270,12 +270,12 @@ def test_program_imports_are_read_in_linear_time():
 
 
 def test_a_check_that_fails_unexpectedly_is_a_rejection(monkeypatch):
-    import azr.programs
+    import azr.tasks.programs
 
     def bug(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(azr.programs, "_banned_use", bug)
+    monkeypatch.setattr(azr.tasks.programs, "_banned_use", bug)
     check = check_program(PROGRAM)
     assert check.rejection is Rejection.SYNTAX and "KeyError" in check.detail
 

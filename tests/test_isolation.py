@@ -20,7 +20,7 @@ from azr.executor import ExecRequest, ExecStatus, Executor, ExecutorConfig, Poli
 from azr.executor.handle import ExecutorError, WorkerHandle
 from azr.executor.launcher import Launcher
 from azr.executor.sandbox import Ambient, find_faketime
-from azr.programs import BANNED_MODULES
+from azr.tasks.programs import BANNED_MODULES
 
 POLICY = Policy(BANNED_MODULES)
 
@@ -443,7 +443,7 @@ NOT_REPEATABLE = {
 @pytest.mark.parametrize("name", sorted(NOT_REPEATABLE))
 def test_validation_rejects_tasks_that_read_the_clock_or_a_pid(sandbox, name):
     from azr.tasks import Rejection, TaskType, TripletProposal
-    from azr.validate import ValidationConfig, Validator
+    from azr.tasks.validate import ValidationConfig, Validator
 
     proposal = TripletProposal(TaskType.DEDUCTION, NOT_REPEATABLE[name], "1")
     checked = Validator(sandbox).validate([proposal])[0]
@@ -485,7 +485,7 @@ UNDONE = {
 @pytest.mark.parametrize("name", sorted(UNDONE))
 def test_no_task_can_undo_or_outlast_the_clock_offset(sandbox, name, policy):
     from azr.tasks import TaskType, TripletProposal
-    from azr.validate import ValidationConfig, Validator
+    from azr.tasks.validate import ValidationConfig, Validator
 
     if name == "file time" and not policy:
         pytest.skip("file times are the kernel's clock: only the policy holds them (a known limit)")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from azr.programs import FilterConfig, check_program, dedup_key, leaks_program, normalized
+from azr.tasks.programs import FilterConfig, check_program, dedup_key, leaks_program, normalized
 from azr.tasks import Rejection
 
 ACCEPTED = [

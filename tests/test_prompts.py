@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from azr.programs import BANNED_MODULES
+from azr.tasks.programs import BANNED_MODULES
 from azr.prompts import get_template
 from azr.prompts.compact import MARKERS
 from azr.tasks import (

@@ -9,7 +9,7 @@ import matplotlib.image
 
 from azr.cli import main
 from azr.report import TYPES, plot_groups, plot_rows, read_metrics, smoothing_window, spread, summary
-from azr.store import TaskStore
+from azr.tasks.store import TaskStore
 from azr.tasks import TaskType, TripletTask
 
 

@@ -27,7 +27,7 @@ from azr.rundir import (
     write_atomically,
     write_manifest,
 )
-from azr.store import StoreError, TaskStore
+from azr.tasks.store import StoreError, TaskStore
 from azr.tasks import TaskType, TripletTask
 
 # -- one writer -----------------------------------------------------------------------------------

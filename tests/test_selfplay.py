@@ -5,12 +5,12 @@ import pytest
 from azr.config import Config
 from azr.generation import Completion
 from azr.prompts import get_template
-from azr.seeds import identity_proposals
+from azr.tasks.seeds import identity_proposals
 from azr.selfplay import SelfPlay, selfplay_step
-from azr.store import TaskStore
+from azr.tasks.store import TaskStore
 from azr.tasks import InductionTask, Role, TaskType, TripletTask
-from azr.validate import ValidationConfig, Validator
-from azr.verify import Verifier
+from azr.tasks.validate import ValidationConfig, Validator
+from azr.tasks.verify import Verifier
 
 D, A, N = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
 PLUS_ONE = "def f(x):\n    return x + 1"

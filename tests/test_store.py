@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from azr.store import StoreError, TaskStore
+from azr.tasks.store import StoreError, TaskStore
 from azr.tasks import InductionTask, TaskType, TripletTask
 
 D, A, N = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
@@ -141,7 +141,7 @@ def test_a_crash_mid_write_loses_nothing_committed(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, signal
-        from azr.store import TaskStore
+        from azr.tasks.store import TaskStore
         from azr.tasks import TaskType, TripletTask
         store = TaskStore({str(path)!r})
         for step in range(3):

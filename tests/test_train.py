@@ -237,7 +237,7 @@ def test_learnability_rollouts_are_sampled_not_greedy(policy, sandbox):
     from azr.selfplay import SelfPlay
     from azr.solve import solve
     from azr.tasks import TripletTask
-    from azr.verify import Verifier
+    from azr.tasks.verify import Verifier
 
     config = Config()
     play = SelfPlay(config, TransformersGenerator(policy, config.generation), get_template("compact"), None, None,

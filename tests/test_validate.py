@@ -3,7 +3,7 @@
 import pytest
 
 from azr.tasks import FormatError, InductionProposal, InductionTask, Rejection, TaskType, TripletProposal, TripletTask
-from azr.validate import ValidationConfig, Validator, rejection_counts
+from azr.tasks.validate import ValidationConfig, Validator, rejection_counts
 
 D, A = TaskType.DEDUCTION, TaskType.ABDUCTION
 

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from azr.programs import FilterConfig
+from azr.tasks.programs import FilterConfig
 from azr.tasks import Answer, FormatError, InductionTask, Mistake, TaskType, TripletTask
-from azr.verify import Equality, Verifier, accuracy, outputs_equal
+from azr.tasks.verify import Equality, Verifier, accuracy, outputs_equal
 
 D, A, N = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
 PARITY = TripletTask(D, "def f(x):\n    return x % 2", "3", "1")

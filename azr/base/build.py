@@ -29,9 +29,9 @@ import torch
 
 from azr.base.corpus import MAX_OUTPUT_CHARS, TaskSet, make_tasks, transcripts
 from azr.executor import Executor, ExecutorConfig
-from azr.programs import normalized
+from azr.tasks.programs import normalized
 from azr.prompts.compact import MARKERS
-from azr.seeds import export_row
+from azr.tasks.seeds import export_row
 from azr.tasks import TaskType, TripletTask
 
 if TYPE_CHECKING:
@@ -217,9 +217,9 @@ def score(model_dir: Path, heldout: TaskSet, train: TaskSet, config: BuildConfig
     from azr.policy import Policy
     from azr.prompts import get_template
     from azr.propose import propose
-    from azr.store import TaskStore
-    from azr.validate import ValidationConfig, Validator, rejection_counts
-    from azr.verify import Verifier
+    from azr.tasks.store import TaskStore
+    from azr.tasks.validate import ValidationConfig, Validator, rejection_counts
+    from azr.tasks.verify import Verifier
 
     settings = Config()
     settings.model.path = str(model_dir)

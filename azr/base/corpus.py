@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from azr.base.programs import Program, draw_input, generate
 from azr.executor import Executor
-from azr.programs import normalized
+from azr.tasks.programs import normalized
 from azr.prompts.compact import CompactTemplate
 from azr.tasks import InductionProposal, InductionTask, TaskType, TripletProposal, TripletTask
-from azr.validate import ValidationConfig, Validator
+from azr.tasks.validate import ValidationConfig, Validator
 
 MAX_OUTPUT_CHARS = 60
 """Longer outputs are dropped: a tiny model should not spend its capacity on copying."""

@@ -16,10 +16,10 @@ from typing import Any
 
 from azr.benchmarks import Benchmark, BenchmarkError, ReasoningProblem
 from azr.executor import ExecRequest, NotPlainData, parse_arguments
-from azr.seeds import read_rows
+from azr.tasks.seeds import read_rows
 from azr.tasks import TaskType, TripletTask
 from azr.userfiles import UserFileError, read_text, split_lines
-from azr.validate import ValidationConfig, Validator
+from azr.tasks.validate import ValidationConfig, Validator
 
 CRUXEVAL_TYPES = {
     "cruxeval-o": (TaskType.DEDUCTION,),

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from azr.benchmarks import BenchmarkError, load, parse_benchmarks
     from azr.evaluate import judge, write_result
     from azr.executor import ExecutorError
-    from azr.verify import Verifier
+    from azr.tasks.verify import Verifier
 
     task_types, ks = _check(args)
     try:

@@ -71,13 +71,13 @@ def _task_type_option(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def _validator(executor: Any) -> Any:
-    from azr.validate import Validator
+    from azr.tasks.validate import Validator
 
     return Validator(executor)
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from azr.seeds import read_rows
+    from azr.tasks.seeds import read_rows
     from azr.tasks import InductionTask, TaskType
 
     task_type = TaskType(args.task_type)
@@ -102,8 +102,8 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     """Validate and add tasks to a run's store, as its one writer, before it trains."""
     from azr.rundir import MANIFEST, RunDirError, RunLock
-    from azr.seeds import identity_proposals, read_rows, source_name
-    from azr.store import StoreError, TaskStore
+    from azr.tasks.seeds import identity_proposals, read_rows, source_name
+    from azr.tasks.store import StoreError, TaskStore
     from azr.tasks import TaskType
 
     if not args.file and not args.identity:
@@ -135,7 +135,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 def _import(store: Any, validator: Any, batches: list[tuple[str, list[Any]]]) -> None:
     from azr.tasks import TaskType
-    from azr.validate import rejection_counts
+    from azr.tasks.validate import rejection_counts
 
     for name, proposals in batches:
         validations = validator.validate(proposals, step=0, source=name)
@@ -162,7 +162,7 @@ def _open_store(args: argparse.Namespace) -> Iterator[Any]:
     run. A damaged file is a UsageError wherever the damage is met."""
     import sqlite3
 
-    from azr.store import StoreError, TaskStore
+    from azr.tasks.store import StoreError, TaskStore
 
     path = store_path(args.run_dir, must_exist=True)
     try:
@@ -181,7 +181,7 @@ def _task_type(args: argparse.Namespace) -> Any:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from azr.seeds import export_row
+    from azr.tasks.seeds import export_row
 
     with _open_store(args) as store:
         try:
@@ -216,7 +216,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from azr.seeds import export_row
+    from azr.tasks.seeds import export_row
 
     with _open_store(args) as store:
         task = store.get(args.id)

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from azr.executor import ExecutorError
     from azr.policy import PolicyError
     from azr.rundir import RunDirError
-    from azr.store import StoreError
+    from azr.tasks.store import StoreError
     from azr.train import train
 
     console = Console(stderr=True)

@@ -43,7 +43,7 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from azr.prompts import get_template
-    from azr.verify import Verifier
+    from azr.tasks.verify import Verifier
 
     template = get_template(args.template) if args.template else None
 

@@ -70,7 +70,7 @@ Layers, from the outside in:
    signals; the caller replaces a worker that stops answering, dies, retires, or reports a child
    that died before confining itself, in the background while the batch goes on.
 
-The determinism check (azr.validate) runs each proposal twice, in two worker groups (`Ambient`)
+The determinism check (azr.tasks.validate) runs each proposal twice, in two worker groups (`Ambient`)
 that differ in everything a program can read that is not its input: the hash seed (so set order,
 `hash()` and addresses), and the clock, every clock, ahead of the real one by one of two secret
 offsets a century and more apart (`run_batch`'s clocks 1 and 2: libfaketime, preloaded into both

@@ -1,6 +1,6 @@
 """What a task program may reach for at run time, enforced inside the sandboxed child.
 
-The static filter (azr.programs) judges a program's text; a program can still reach a banned
+The static filter (azr.tasks.programs) judges a program's text; a program can still reach a banned
 module through an allowed one (`pkgutil.resolve_name('time.time')`, `pydoc.locate`,
 `email.utils.formatdate`, `fnmatch.os.getpid`). A request that carries a policy (azr.executor.protocol.Policy) runs with
 more layers, armed in its child just before the program is compiled:

@@ -116,7 +116,7 @@ class Executor:
         0 the real time, 1 and 2 the real time plus one of this executor's two secret offsets (see
         `_secret_offsets`; libfaketime). A second run with another seed and clock, in other
         processes, is how a caller checks that a program depends on neither hash or address order
-        nor the time (azr.validate runs on clocks 1 and 2).
+        nor the time (azr.tasks.validate runs on clocks 1 and 2).
         """
         if not 0 <= hash_seed <= 2**32 - 1:
             raise ValueError("hash_seed must be in [0, 2**32 - 1]")

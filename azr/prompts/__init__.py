@@ -34,7 +34,7 @@ class Template(ABC):
         self.n_inputs = n_inputs
         """Inputs the induction proposer is asked for."""
         if banned is None:
-            from azr.programs import FilterConfig
+            from azr.tasks.programs import FilterConfig
 
             banned = FilterConfig().banned_modules + FilterConfig().banned_names
         self.banned = tuple(banned)

@@ -21,7 +21,7 @@ from executor_throughput import generated_programs
 
 from azr.executor import Executor, ExecutorConfig
 from azr.tasks import TaskType, TripletProposal
-from azr.validate import ValidationConfig, Validator
+from azr.tasks.validate import ValidationConfig, Validator
 
 WAYS = {
     "neither": ValidationConfig(policy=False, shift_clock=False),

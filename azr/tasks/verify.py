@@ -15,7 +15,7 @@ Equality (`Equality`): `strict` by default, structural on canonical plain data, 
 differ, and a list differs from a tuple; `python` is Python's `==` on the parsed plain values, as
 CRUXEval's harness uses (1 == 1.0 == True, {1} == frozenset({1})).
 
-Each answer's preparation and each comparison are guarded (azr.guard): a bug of ours makes that
+Each answer's preparation and each comparison are guarded (azr.tasks.guard): a bug of ours makes that
 answer's verdict `internal_error`, and the others go on.
 """
 
@@ -36,8 +36,8 @@ from azr.executor import (
     parse_arguments,
     parse_value,
 )
-from azr.guard import guarded
-from azr.programs import FilterConfig, check_program
+from azr.tasks.guard import guarded
+from azr.tasks.programs import FilterConfig, check_program
 from azr.tasks import (
     Answer,
     FormatError,

@@ -19,7 +19,7 @@ One table, `tasks`, with a `task_type` column, and one view per task type for re
 | key | dedup hash: AST-normalised program + canonical input(s); unique per type among live tasks |
 | evicted_at | NULL while the task is in its buffer; else the step at which the cap evicted it |
 
-A task whose dedup key or row cannot be computed (a bug of ours, azr.guard) is not stored and
+A task whose dedup key or row cannot be computed (a bug of ours, azr.tasks.guard) is not stored and
 does not stop the others: its key and row are computed, guarded, before the transaction.
 
 Writes are transactions in WAL mode with synchronous=FULL: a crash or SIGKILL loses nothing
@@ -41,12 +41,12 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from azr.guard import guarded
-from azr.programs import dedup_key
+from azr.tasks.guard import guarded
+from azr.tasks.programs import dedup_key
 from azr.rundir import SQLITE_REFUSALS, WriteRefused
 from azr.tasks import InductionTask, InternalError, Stage, Task, TaskType, TripletTask
 
-log = logging.getLogger("azr.store")
+log = logging.getLogger("azr.tasks.store")
 
 SCHEMA_VERSION = 1
 

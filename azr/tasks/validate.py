@@ -11,7 +11,7 @@ inputs on which the program is deterministic, and a non-empty message that does 
 code. Its pairs are split into given and hidden by a seeded draw.
 
 Everything sandboxed runs as two batches (one per hash seed), however many proposals there are.
-Each proposal's checks, the reading of its runs and the building of its task are guarded (azr.guard):
+Each proposal's checks, the reading of its runs and the building of its task are guarded (azr.tasks.guard):
 a bug of ours rejects that proposal as `internal_error`, and the others go on.
 """
 
@@ -33,8 +33,8 @@ from azr.executor import (
     parse_arguments,
     parse_value,
 )
-from azr.guard import guarded
-from azr.programs import FilterConfig, check_program, dedup_key, leaks_program
+from azr.tasks.guard import guarded
+from azr.tasks.programs import FilterConfig, check_program, dedup_key, leaks_program
 from azr.tasks import (
     FormatError,
     InductionProposal,

@@ -113,7 +113,7 @@ class FormatError:
 
 
 class Stage(str, Enum):
-    """Where handling one sample can hit a bug of ours (azr.guard): the stage boundaries of a step."""
+    """Where handling one sample can hit a bug of ours (azr.tasks.guard): the stage boundaries of a step."""
 
     PARSE_PROPOSAL = "parse_proposal"
     STATIC_CHECKS = "static_checks"
@@ -177,7 +177,7 @@ class Rejection(str, Enum):
     """Induction: the message contains the program's code."""
     INTERNAL_ERROR = "internal_error"
     """Handling this sample raised: a bug of ours, not the model's; the sample is rejected and the
-    step goes on (azr.guard)."""
+    step goes on (azr.tasks.guard)."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ class Mistake(str, Enum):
     INVALID_OUTPUT = "invalid_output"
     INTERNAL_ERROR = "internal_error"
     """Handling this sample raised: a bug of ours, not the model's; the sample is rejected and the
-    step goes on (azr.guard)."""
+    step goes on (azr.tasks.guard)."""
 
 
 @dataclass(frozen=True)
