@@ -31,7 +31,7 @@ from azr.advantages import STATS
 from azr.executor.config import ISOLATIONS, ExecutorConfig
 from azr.prompts import TEMPLATES
 from azr.reward import SHAPINGS
-from azr.tasks import TaskType
+from azr.tasks.registry import PAPER, REGISTRY
 from azr.userfiles import UserFileError, decode, one_line, plain_yaml, read_bytes, yaml_problem
 
 _ = MISSING
@@ -99,7 +99,7 @@ class GenerationConfig:
 class SelfPlayConfig:
     """The algorithm (AZR paper, section 3)."""
 
-    task_types: list[str] = field(default_factory=lambda: [t.value for t in TaskType])
+    task_types: list[str] = field(default_factory=lambda: list(PAPER))
     """The task types self-play proposes and solves (paper: all three), each with its own buffer."""
     batch_size: int = 8
     """B: proposals and solver tasks per (task type, role) per step (paper: 64)."""
@@ -202,7 +202,7 @@ class EvalConfig:
     model's held-out set, the default when empty) or a tasks file in the seed format (at most one
     of these two: they log as eval/<type>/pass@1), and `cruxeval=FILE` (or cruxeval-o, cruxeval-i;
     AZR validates on CRUXEval-I/O), logged as eval/cruxeval/<type>/pass@1."""
-    task_types: list[str] = field(default_factory=lambda: [t.value for t in TaskType])
+    task_types: list[str] = field(default_factory=lambda: list(PAPER))
     """Task types evaluated on the held-out set and seed files."""
     limit: int = 200
     """At most this many rows of each benchmark (of each kind, triplets and induction, in a seed
@@ -375,8 +375,8 @@ def check(config: Config) -> None:
     _check_types(config)
     s, g, o, t, e, m = config.selfplay, config.generation, config.optim, config.train, config.executor, config.model
     rules: list[tuple[bool, str]] = [
-        (set(s.task_types) <= {t.value for t in TaskType} and len(set(s.task_types)) == len(s.task_types) > 0,
-         "selfplay.task_types: choose from deduction, abduction, induction, each at most once"),
+        (set(s.task_types) <= set(REGISTRY) and len(set(s.task_types)) == len(s.task_types) > 0,
+         f"selfplay.task_types: choose from {', '.join(REGISTRY)}, each at most once"),
         (s.batch_size >= 1, "selfplay.batch_size must be >= 1"),
         (s.references >= 0, "selfplay.references must be >= 0"),
         (s.n_mc >= 2, "selfplay.n_mc must be >= 2 (a solve rate from one rollout is 0 or 1)"),
@@ -386,8 +386,8 @@ def check(config: Config) -> None:
         (s.proposer_reward in ("learnability", "valid"), "selfplay.proposer_reward must be learnability or valid"),
         (config.eval.every >= 0 and config.eval.limit >= 1 and config.eval.max_new_tokens >= 1,
          "eval.every must be >= 0, eval.limit and eval.max_new_tokens >= 1"),
-        (set(config.eval.task_types) <= {t.value for t in TaskType},
-         "eval.task_types: choose from deduction, abduction, induction"),
+        (set(config.eval.task_types) <= set(REGISTRY),
+         f"eval.task_types: choose from {', '.join(REGISTRY)}"),
         (s.advantage_stats in STATS, f"selfplay.advantage_stats must be one of {', '.join(STATS)}"),
         (s.baseline in ("task_role", "prompt"), "selfplay.baseline must be task_role or prompt"),
         (s.baseline == "task_role" or s.reuse_rollouts,
@@ -400,7 +400,7 @@ def check(config: Config) -> None:
         (all(0 <= seed < 2**32 for seed in s.hash_seeds),
          "selfplay.hash_seeds: each is a PYTHONHASHSEED, in [0, 2**32 - 1]"),
         (s.equality in ("strict", "python"), "selfplay.equality must be strict or python"),
-        (all(":" in f and f.split(":", 1)[0] in {t.value for t in TaskType} for f in s.seed_files),
+        (all(":" in f and f.split(":", 1)[0] in REGISTRY for f in s.seed_files),
          "selfplay.seed_files entries are task_type:path, e.g. deduction:seeds.jsonl"),
         (g.backend == "transformers", "generation.backend: only `transformers` exists so far"),
         (g.temperature > 0, "generation.temperature must be > 0 (the N_mc rollouts must be sampled)"),

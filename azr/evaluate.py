@@ -21,9 +21,9 @@ from typing import Any
 
 from azr.benchmarks import Benchmark, CodeProblem, MathProblem, ReasoningProblem
 from azr.generation import Generator, Sampling
-from azr.tasks.guard import guarded
 from azr.prompts import Template
 from azr.tasks import Answer, FormatError, Stage, Task, TaskType, Verdict
+from azr.tasks.guard import guarded
 from azr.tasks.verify import Verifier
 
 
@@ -93,7 +93,7 @@ def _parse(template: Template | None, problem: Any, text: str) -> Any:
         if template is not None:  # guarded: validation during training must not end the run
             return guarded(Stage.PARSE_ANSWER, template.parse_answer, task_type, text)
         text = text.strip()
-        if task_type is TaskType.ABDUCTION and text.startswith("f(") and text.endswith(")"):
+        if task_type == TaskType.ABDUCTION and text.startswith("f(") and text.endswith(")"):
             text = text[2:-1]  # CRUXEval-I answers are whole calls
         return Answer(task_type, text)
     if isinstance(problem, CodeProblem):
@@ -179,7 +179,7 @@ def report(
 def _describe(problem: Any) -> dict[str, Any]:
     if isinstance(problem, ReasoningProblem):
         task = problem.task
-        if task.task_type is TaskType.INDUCTION:
+        if task.task_type == TaskType.INDUCTION:
             return {"program": task.program, "input": list(task.inputs), "output": list(task.outputs)}  # type: ignore[union-attr]
         return {"program": task.program, "input": task.input, "output": task.output}  # type: ignore[union-attr]
     if isinstance(problem, MathProblem):

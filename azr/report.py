@@ -10,15 +10,14 @@ import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azr.tasks.store import connect_readonly
-from azr.tasks import TaskType
+from azr.tasks.registry import REGISTRY
+from azr.tasks.store import StoreError, TaskStore
 
-TYPES = tuple(t.value for t in TaskType)
+TYPES = tuple(REGISTRY)
 
 
 def summary(rows: Sequence[Mapping[str, Any]], window: int = 10) -> str:
@@ -192,14 +191,11 @@ def store_stats(path: Path) -> list[dict[str, Any]]:
     """Per task type in a task store (tasks.db, opened read-only so a running trainer is not disturbed):
     live tasks, how many of them the proposer wrote, their distinct programs and mean program length,
     and tasks evicted by the cap. Raises sqlite3.Error when the file is not a readable task store."""
-    live = "evicted_at IS NULL"
-    query = (
-        f"SELECT task_type, SUM({live}), SUM({live} AND source = 'proposed'),"
-        f" COUNT(DISTINCT CASE WHEN {live} THEN program END), AVG(CASE WHEN {live} THEN LENGTH(program) END),"
-        f" SUM(evicted_at IS NOT NULL) FROM tasks GROUP BY task_type"
-    )
-    with closing(connect_readonly(path)) as db:
-        found = {row[0]: row[1:] for row in db.execute(query)}
+    try:
+        with TaskStore(path, readonly=True) as store:
+            found = store.stats()
+    except StoreError as error:
+        raise sqlite3.DatabaseError(str(error)) from None
     names = ("live", "proposed", "distinct programs", "mean program chars", "evicted")
     ordered = [t for t in TYPES if t in found] + sorted(t for t in found if t not in TYPES)
     return [{"task type": t, **dict(zip(names, found[t], strict=True))} for t in ordered]

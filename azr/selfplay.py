@@ -47,17 +47,17 @@ import torch
 from azr.advantages import group_advantages
 from azr.config import Config
 from azr.generation import Generator, Sampling
-from azr.tasks.guard import guarded
-from azr.tasks.programs import normalized
 from azr.prompts import Template
 from azr.propose import Proposed, propose
 from azr.reward import accuracy, learnability, shaped, solve_rate
 from azr.solve import Solved, solve
+from azr.tasks import FormatError, InductionTask, InternalError, Role, Stage, Validation
+from azr.tasks.guard import guarded
+from azr.tasks.programs import normalized
 from azr.tasks.store import TaskStore
-from azr.tasks import FormatError, InductionTask, InternalError, Role, Stage, TaskType, Validation
-from azr.update import Sample, Updater
 from azr.tasks.validate import Validator, rejection_counts
 from azr.tasks.verify import Verifier
+from azr.update import Sample, Updater
 
 log = logging.getLogger("azr.selfplay")
 
@@ -80,8 +80,8 @@ class SelfPlay:
     timer: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
-    def task_types(self) -> list[TaskType]:
-        return [TaskType(t) for t in self.config.selfplay.task_types]
+    def task_types(self) -> list[str]:
+        return list(self.config.selfplay.task_types)
 
     def sampling(self) -> Sampling:
         g = self.config.generation
@@ -104,14 +104,14 @@ class InternalErrorSample:
     """A proposal or an answer whose handling raised (azr.tasks.guard): where, what, and the text that did it."""
 
     role: Role
-    task_type: TaskType
+    task_type: str
     prompt: str
     completion: str
     error: InternalError
 
     def row(self, step: int) -> dict[str, Any]:
         """Its line in samples.jsonl."""
-        return {"step": step, "role": self.role.value, "task_type": self.task_type.value,
+        return {"step": step, "role": self.role.value, "task_type": self.task_type,
                 "prompt": self.prompt[-2000:], "completion": self.completion, "outcome": "internal_error",
                 "stage": self.error.stage.value, "detail": self.error.detail}  # fmt: skip
 
@@ -240,11 +240,11 @@ def _solver_reward(rollout: Solved, shaping: str) -> float:
     return shaped(accuracy(rollout.verdict.correct), not isinstance(rollout.answer, FormatError), shaping)
 
 
-def _sample(role: Role, task_type: TaskType, completion: Any, reward: float, baseline: str, prompt: str) -> Sample:
+def _sample(role: Role, task_type: str, completion: Any, reward: float, baseline: str, prompt: str) -> Sample:
     # TRR++: one baseline per (task type, role). GRPO-style (`prompt`): one per solver prompt, the
     # groups the reused rollouts form; proposer prompts never repeat, so proposers keep TRR++'s.
     per_prompt = baseline == "prompt" and role is Role.SOLVE
-    group = (task_type.value, role.value, prompt) if per_prompt else (task_type.value, role.value)
+    group = (task_type, role.value, prompt) if per_prompt else (task_type, role.value)
     return Sample(role, task_type, completion.prompt_ids, completion.ids, reward, group)
 
 
@@ -292,9 +292,9 @@ def _mean(values: Sequence[float]) -> float:
 def _metrics(play, proposed, validations, forms, stored, rollouts, solved, samples, update) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for task_type in play.task_types:
-        name = task_type.value
+        name = task_type
         mine = [
-            (p, v, form) for p, v, form in zip(proposed, validations, forms, strict=True) if p.task_type is task_type
+            (p, v, form) for p, v, form in zip(proposed, validations, forms, strict=True) if p.task_type == task_type
         ]
         if mine:
             metrics[f"propose/{name}/valid_rate"] = _mean([v.valid for _, v, _ in mine])
@@ -310,18 +310,18 @@ def _metrics(play, proposed, validations, forms, stored, rollouts, solved, sampl
                 # a program whose normal form raised (an internal error, counted) counts as its own text
                 forms_or_texts = {form if isinstance(form, str) else task.program for task, form in valid}
                 metrics[f"propose/{name}/distinct_programs"] = len(forms_or_texts)
-        task_rollouts = [r for r in rollouts if r and r[0].task.task_type is task_type]
+        task_rollouts = [r for r in rollouts if r and r[0].task.task_type == task_type]
         if task_rollouts:
             rates = [solve_rate([x.verdict.correct for x in r]) for r in task_rollouts]
             metrics[f"propose/{name}/solve_rate"] = _mean(rates)
             metrics[f"propose/{name}/learnability"] = _mean([learnability(s) for s in rates])
-        answers = [r for r in solved if r.task.task_type is task_type]
+        answers = [r for r in solved if r.task.task_type == task_type]
         if answers:
             metrics[f"solve/{name}/accuracy"] = _mean([r.verdict.correct for r in answers])
             metrics[f"solve/{name}/format_error_rate"] = _mean([isinstance(r.answer, FormatError) for r in answers])
             metrics[f"solve/{name}/internal_error"] = _mean([r.verdict.internal_error is not None for r in answers])
         for role in Role:
-            rewards = [s.reward for s in samples if s.role is role and s.task_type is task_type]
+            rewards = [s.reward for s in samples if s.role is role and s.task_type == task_type]
             if rewards:
                 metrics[f"{role.value}/{name}/reward"] = _mean(rewards)
         metrics[f"store/{name}/size"] = play.store.count(task_type)
@@ -341,18 +341,18 @@ def _examples(play, step, proposed, validations, solved) -> list[dict[str, Any]]
     examples: list[dict[str, Any]] = []
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for p, v in zip(proposed, validations, strict=True):
-        key = ("propose", p.task_type.value)
+        key = ("propose", p.task_type)
         if counts[key] < keep and v.internal_error is None:  # those have rows of their own
             counts[key] += 1
             outcome = "valid" if v.valid else v.rejection.value  # type: ignore[union-attr]
-            examples.append({"step": step, "role": "propose", "task_type": p.task_type.value,
+            examples.append({"step": step, "role": "propose", "task_type": p.task_type,
                              "prompt": p.prompt[-2000:], "completion": p.completion.text, "outcome": outcome,
                              "detail": v.detail})  # fmt: skip
     for r in solved:
-        key = ("solve", r.task.task_type.value)
+        key = ("solve", r.task.task_type)
         if counts[key] < keep and r.verdict.internal_error is None:
             counts[key] += 1
-            examples.append({"step": step, "role": "solve", "task_type": r.task.task_type.value,
+            examples.append({"step": step, "role": "solve", "task_type": r.task.task_type,
                              "prompt": r.prompt[-2000:], "completion": r.completion.text,
                              "outcome": r.verdict.reason, "detail": r.verdict.detail,
                              "induction": isinstance(r.task, InductionTask)})  # fmt: skip

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from azr.generation import Completion, Generator, Sampling
-from azr.tasks.guard import guarded
 from azr.prompts import Template
 from azr.tasks import Answer, FormatError, InternalError, Stage, Task, Verdict
+from azr.tasks.guard import guarded
 from azr.tasks.verify import Verifier
 
 

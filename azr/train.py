@@ -39,14 +39,14 @@ from azr.prompts import get_template
 from azr.propose import propose
 from azr.rundir import Manifest, RunDirError, WriteRefused
 from azr.runlog import RunLog, read_metrics
-from azr.tasks.seeds import identity_proposals, read_rows
 from azr.selfplay import SelfPlay, selfplay_step, stage_seed
+from azr.tasks.seeds import identity_proposals, read_rows
+from azr.tasks.registry import family
 from azr.tasks.store import StoreError, TaskStore
-from azr.tasks import TaskType
-from azr.update import Updater
-from azr.userfiles import UserFileError, read_text, split_lines
 from azr.tasks.validate import ValidationConfig, Validator, rejection_counts
 from azr.tasks.verify import Verifier
+from azr.update import Updater
+from azr.userfiles import UserFileError, read_text, split_lines
 
 log = logging.getLogger("azr.train")
 
@@ -119,6 +119,10 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any) -> Outcome:
             read_text(entry.split(":", 1)[1], "seed file")
         except UserFileError as error:
             raise ConfigError(f"selfplay.seed_files: {error}") from None
+    for name in config.selfplay.task_types:  # what a family needs installed (math: math-verify)
+        missing = family(name).require()
+        if missing:
+            raise ConfigError(f"selfplay.task_types: {missing}")
     benches = _eval_benches(config) if config.eval.every else None
     seed = config.train.seed
     random.seed(seed)
@@ -157,6 +161,7 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any) -> Outcome:
         resources.callback(runlog.close)
         executor = resources.enter_context(Executor(ExecutorConfig(**dataclasses.asdict(config.executor))))
         play = _selfplay(config, policy, updater, store, executor)
+        resources.callback(play.verifier.close)
         say(f"sandbox: {executor.describe()}")
         if start.step == 0:
             seed_buffers(play, say, stop)
@@ -234,7 +239,7 @@ def seed_buffers(play: SelfPlay, say: Any, stop: Any = None) -> None:
     if s.seed_files:
         for entry in s.seed_files:
             task_type, path = entry.split(":", 1)
-            proposals = list(read_rows(split_lines(read_text(path, "seed file")), TaskType(task_type)))
+            proposals = list(read_rows(split_lines(read_text(path, "seed file")), task_type))
             validations = validator.validate(proposals, step=0, source=f"seed:{Path(path).name}")
             added = store.add([v.task for v in validations if v.task is not None])
             say(f"seeded {sum(added)} {task_type} tasks from {path} ({rejection_counts(validations)})")
@@ -254,7 +259,7 @@ def seed_buffers(play: SelfPlay, say: Any, stop: Any = None) -> None:
         )  # fmt: skip
         validations = validator.validate([p.proposal for p in proposed], step=0, source="seeding")
         store.add([v.task for v in validations if v.task is not None], meta={"seeding_rounds": str(round_ + 1)})
-    counts = {t.value: store.count(t) for t in play.task_types}
+    counts = {t: store.count(t) for t in play.task_types}
     if stop is None or not stop.requested:
         store.add([], meta={"seeding": "done"})
     if any(n < target for n in counts.values()):
@@ -307,7 +312,7 @@ class _Evaluator:
         from azr.benchmarks import BenchmarkError, load
 
         config = play.config.eval
-        types = [TaskType(t) for t in config.task_types]
+        types = list(config.task_types)
         self.benchmarks = []
         for name, path in benches:
             try:

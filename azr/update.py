@@ -20,7 +20,7 @@ import torch
 from azr.config import OptimConfig
 from azr.loss import policy_loss
 from azr.policy import Policy
-from azr.tasks import Role, TaskType
+from azr.tasks import Role
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Sample:
     """One response to train on."""
 
     role: Role
-    task_type: TaskType
+    task_type: str
     prompt_ids: tuple[int, ...]
     ids: tuple[int, ...]
     reward: float

@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 
 from azr.base.corpus import make_tasks, transcripts
 from azr.base.programs import draw_input, generate
-from azr.tasks.programs import check_program, normalized
 from azr.prompts.compact import CompactTemplate
 from azr.tasks import TaskType, TripletProposal
+from azr.tasks.programs import check_program, normalized
 from azr.tasks.validate import Validator
 
 

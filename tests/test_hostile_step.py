@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import pytest
 
-import azr.tasks.programs
 import azr.selfplay
+import azr.tasks.induction
+import azr.tasks.programs
 import azr.tasks.verify
 from azr.config import Config
 from azr.generation import Completion
@@ -24,10 +25,10 @@ from azr.prompts import get_template
 from azr.prompts.compact import CompactTemplate
 from azr.report import summary
 from azr.runlog import RunLog, read_metrics
-from azr.tasks.seeds import identity_proposals
 from azr.selfplay import SelfPlay, StepResult, selfplay_step
-from azr.tasks.store import TaskStore
 from azr.tasks import Role, Stage, TaskType, TripletTask
+from azr.tasks.seeds import identity_proposals
+from azr.tasks.store import TaskStore
 from azr.tasks.validate import ValidationConfig, Validator
 from azr.tasks.verify import Verifier
 
@@ -246,7 +247,7 @@ def finite(metrics: dict[str, float]) -> list[str]:
 
 
 def described(result: StepResult) -> list[str]:
-    return [f"{e.role.value} {e.task_type.value} [{e.error.stage.value}] {e.error.detail} <- {shortened(e.completion)}"
+    return [f"{e.role.value} {e.task_type} [{e.error.stage.value}] {e.error.detail} <- {shortened(e.completion)}"
             for e in result.internal_errors]  # fmt: skip
 
 
@@ -327,17 +328,17 @@ def raising(original, hit):
 
 
 INJECTIONS = {  # stage: (object, attribute, which call raises, the sample that hits it)
-    Stage.PARSE_PROPOSAL: (CompactTemplate, "parse_proposal", lambda self, t, text, **_: DIVIDES in text,
+    Stage.PARSE_PROPOSAL: (CompactTemplate, "parse_proposal", lambda self, t, text, *_, **__: DIVIDES in text,
                            ("propose", "abduction")),
-    Stage.STATIC_CHECKS: (Validator, "_static", lambda self, i, p: getattr(p, "program", "") == DIVIDES,
+    Stage.STATIC_CHECKS: (Validator, "_static", lambda self, i, p, *_: getattr(p, "program", "") == DIVIDES,
                           ("propose", "abduction")),
     Stage.SANDBOX_RESULTS: (Validator, "_check_runs", lambda self, item, *_: item.proposal.program == DIVIDES,
                             ("propose", "abduction")),
     Stage.STORE: (azr.tasks.programs, "normalized", lambda source: source == TIMES_TWO, ("propose", "abduction")),
-    Stage.BUILD_TASK: (Validator, "split", lambda *_: True, ("propose", "induction")),
+    Stage.BUILD_TASK: (azr.tasks.induction, "split", lambda *_: True, ("propose", "induction")),
     Stage.PARSE_ANSWER: (CompactTemplate, "parse_answer", lambda self, t, text: text == "'hello'<E>",
                          ("solve", "deduction")),
-    Stage.PREPARE_ANSWER: (Verifier, "_prepare", lambda self, i, task, answer: getattr(answer, "text", "") == "'hello'",
+    Stage.PREPARE_ANSWER: (Verifier, "_prepare", lambda self, i, task, answer, *_: getattr(answer, "text", "") == "'hello'",
                            ("solve", "deduction")),
     Stage.COMPARE: (azr.tasks.verify, "outputs_equal", lambda answer, expected, *_: answer == "'Hello world'",
                     ("solve", "abduction")),
@@ -363,7 +364,7 @@ def test_an_injected_bug_costs_only_its_sample(tmp_path, sandbox, monkeypatch, c
 
     # the sample that hit the bug, and no other, is an internal error, which says what and where
     [error] = result.internal_errors
-    assert (error.role.value, error.task_type.value, error.error.stage) == (role, task_type, stage)
+    assert (error.role.value, error.task_type, error.error.stage) == (role, task_type, stage)
     assert error.error.detail.startswith("ValueError: injected bug (tests/test_hostile_step.py:")
     assert result.metrics["errors/internal"] == 1
     assert not finite(result.metrics)
@@ -409,7 +410,9 @@ def test_internal_errors_are_logged_whatever_train_log_samples(tmp_path, sandbox
 
 
 def test_a_task_the_store_cannot_key_does_not_cost_the_others(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(azr.tasks.programs, "normalized", raising(azr.tasks.programs.normalized, lambda s: s == TIMES_TWO))
+    monkeypatch.setattr(
+        azr.tasks.programs, "normalized", raising(azr.tasks.programs.normalized, lambda s: s == TIMES_TWO)
+    )
     tasks = [
         TripletTask(D, PLUS_ONE, "1", "2"),
         TripletTask(D, TIMES_TWO, "1", "2"),

@@ -32,6 +32,9 @@ from azr.executor.literals import (
     parse_arguments,
     parse_value,
 )
+from azr.prompts import get_template
+from azr.prompts.paper import _blocks
+from azr.tasks import Answer, FormatError, InductionProposal, Rejection, TaskType, TripletProposal
 from azr.tasks.programs import (
     MAX_NORMALIZED_CHARS,
     FilterConfig,
@@ -41,10 +44,7 @@ from azr.tasks.programs import (
     leaks_program,
     normalized,
 )
-from azr.prompts import get_template
-from azr.prompts.paper import _blocks
 from azr.tasks.seeds import read_rows
-from azr.tasks import Answer, FormatError, InductionProposal, Rejection, TaskType, TripletProposal
 
 MB = 1_000_000
 P = 2**61 - 1
@@ -212,7 +212,7 @@ def test_a_long_expression_normalises():
         "def f(x):\n    match x:\n        case {'a': [1, *r]} | A(b=2):\n            return ...\n"
         "    return b'\\x00', -1j",
         Path(__file__).read_text(),
-        (Path(__file__).parents[1] / "azr" / "programs.py").read_text(),
+        (Path(__file__).parents[1] / "azr" / "tasks" / "programs.py").read_text(),
     ],
 )
 @pytest.mark.skipif(sys.version_info >= (3, 13), reason="ast.dump leaves out empty fields from Python 3.13")

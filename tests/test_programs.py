@@ -2,8 +2,8 @@
 
 import pytest
 
-from azr.tasks.programs import FilterConfig, check_program, dedup_key, leaks_program, normalized
 from azr.tasks import Rejection
+from azr.tasks.programs import FilterConfig, check_program, dedup_key, leaks_program, normalized
 
 ACCEPTED = [
     # the identity seed

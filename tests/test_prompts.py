@@ -4,7 +4,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from azr.tasks.programs import BANNED_MODULES
 from azr.prompts import get_template
 from azr.prompts.compact import MARKERS
 from azr.tasks import (
@@ -16,6 +15,7 @@ from azr.tasks import (
     TripletProposal,
     TripletTask,
 )
+from azr.tasks.programs import BANNED_MODULES
 
 D, A, N = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
 PROGRAM = "def f(xs, k):\n    return sorted(xs)[:k]"

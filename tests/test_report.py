@@ -9,8 +9,8 @@ import matplotlib.image
 
 from azr.cli import main
 from azr.report import TYPES, plot_groups, plot_rows, read_metrics, smoothing_window, spread, summary
-from azr.tasks.store import TaskStore
 from azr.tasks import TaskType, TripletTask
+from azr.tasks.store import TaskStore
 
 
 def test_summary_by_hand():
@@ -108,7 +108,7 @@ def test_report_writes_plots_and_an_escaped_page(tmp_path, capsys):
     assert "x" * 601 not in page  # prompts cut to their last 600 characters
     shown = [int(step) for step in re.findall(r"<h3>step (\d+)</h3>", page)]
     assert len(shown) == 20 and shown[0] == 1 and shown[-1] == 30
-    assert page.count('class="sample"') == 20 * 6 * 2  # 2 of the 3 per (step, role, task type)
+    assert page.count('class="sample"') == 20 * 2 * len(TYPES) * 2  # 2 of the 3 per (step, role, task type)
 
 
 def test_report_options_and_the_store_table(tmp_path):
@@ -121,7 +121,7 @@ def test_report_options_and_the_store_table(tmp_path):
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "<tr><td>deduction</td><td>2</td><td>1</td><td>1</td><td>22.0</td><td>0</td></tr>" in page
     assert re.findall(r"<h3>step (\d+)</h3>", page) == ["1", "4"]
-    assert page.count('class="sample"') == 2 * 6
+    assert page.count('class="sample"') == 2 * 2 * len(TYPES)  # one per (step, role, task type)
 
 
 def test_report_bad_run_dirs_are_one_line_and_exit_2(tmp_path, capsys):

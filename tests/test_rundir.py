@@ -27,8 +27,8 @@ from azr.rundir import (
     write_atomically,
     write_manifest,
 )
-from azr.tasks.store import StoreError, TaskStore
 from azr.tasks import TaskType, TripletTask
+from azr.tasks.store import StoreError, TaskStore
 
 # -- one writer -----------------------------------------------------------------------------------
 

@@ -5,10 +5,10 @@ import pytest
 from azr.config import Config
 from azr.generation import Completion
 from azr.prompts import get_template
-from azr.tasks.seeds import identity_proposals
 from azr.selfplay import SelfPlay, selfplay_step
-from azr.tasks.store import TaskStore
 from azr.tasks import InductionTask, Role, TaskType, TripletTask
+from azr.tasks.seeds import identity_proposals
+from azr.tasks.store import TaskStore
 from azr.tasks.validate import ValidationConfig, Validator
 from azr.tasks.verify import Verifier
 
@@ -135,8 +135,8 @@ def test_reused_rollouts_and_the_prompt_baseline(play):
     assert [s.reward for s in group] == [1.0, 1.0, 1.0, -0.5, 1.0]
     assert [round(s.advantage, 4) for s in group] == [0.5, 0.5, 0.5, -2.0, 0.5]
     # the identity prompt answered once: a lone member, advantage 0
-    assert [s.advantage for s in solver if s.task_type is D and IDENTITY in s.group[2]] == [0.0]
+    assert [s.advantage for s in solver if s.task_type == D and IDENTITY in s.group[2]] == [0.0]
     # proposers keep TRR++'s (task type, role) baseline: their prompts never repeat
     proposers = [s for s in result.trained if s.role is Role.PROPOSE]
     assert {s.group for s in proposers} == {(t.value, "propose") for t in (D, A, N)}
-    assert [round(s.advantage, 4) for s in proposers if s.task_type is D] == [1.0, -1.0]
+    assert [round(s.advantage, 4) for s in proposers if s.task_type == D] == [1.0, -1.0]

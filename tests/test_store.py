@@ -1,15 +1,17 @@
 """The SQLite task store: dedup, cap, sampling, reload by step, concurrency and crash safety."""
 
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from azr.tasks.store import StoreError, TaskStore
 from azr.tasks import InductionTask, TaskType, TripletTask
+from azr.tasks.store import StoreError, TaskStore
 
 D, A, N = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
 
@@ -149,7 +151,7 @@ def test_a_crash_mid_write_loses_nothing_committed(tmp_path):
         store._db.execute("BEGIN IMMEDIATE")
         store._db.execute("DELETE FROM tasks")
         store._db.execute(
-            "INSERT INTO tasks (task_type, program, step, source, key) VALUES ('deduction', 'x', 3, 's', 'k')"
+            "INSERT INTO tasks (task_type, step, source, key, record) VALUES ('deduction', 3, 's', 'k', '{{}}')"
         )
         os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -174,3 +176,57 @@ def test_a_newer_schema_is_refused(tmp_path):
         store._db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match="upgrade azr"):
         TaskStore(path)
+
+
+# -- stores made by azr 0.2 (schema 1: a column per field) -----------------------------------------
+
+SCHEMA1 = Path(__file__).parent / "fixtures" / "tasks-schema1.db"
+"""Made by azr 0.2 with max_tasks=2: the identity pair (the deduction one evicted at step 2), two
+deduction tasks at steps 1 and 2 (one with an import), an induction task at step 2, marker at 2."""
+
+
+def schema1_tasks():
+    return [
+        TripletTask(A, "def f(a):\n    return a", "'x'", "'x'", step=0, source="identity"),
+        *[TripletTask(D, f"import math\ndef f(a):\n    return a + {k}", "1", str(1 + k), ("import math",), k,
+                      "proposed") for k in (1, 2)],
+        InductionTask("def f(a):\n    return -a", ("1", "2", "3", "4"), ("-1", "-2", "-3", "-4"), "negates é",
+                      (0, 2), (), 2, "proposed"),
+    ]  # fmt: skip
+
+
+def test_a_schema1_store_is_read_as_it_is(tmp_path):
+    path = tmp_path / "tasks.db"
+    shutil.copy(SCHEMA1, path)
+    before = path.read_bytes()
+    with TaskStore(path, readonly=True) as store:
+        assert store.tasks() == schema1_tasks()
+        assert [i for i, _ in store.rows(max_step=1)] == [1, 2, 3]  # the evicted identity, as at step 1
+        assert store.step == 2 and store.identity == "9d92143244114ab58201b2156ec1f8d0"
+    wal = path.with_name("tasks.db-wal")
+    assert path.read_bytes() == before and (not wal.exists() or wal.stat().st_size == 0)
+
+
+def test_a_schema1_store_is_migrated_when_opened_for_writing(tmp_path):
+    path = tmp_path / "tasks.db"
+    shutil.copy(SCHEMA1, path)
+    with TaskStore(path, max_tasks=2) as store:
+        assert store.meta("schema_version") == "2" and store.identity == "9d92143244114ab58201b2156ec1f8d0"
+        assert [i for i, _ in store.rows()] == [2, 3, 4, 5] and store.tasks() == schema1_tasks()
+        assert store.add(schema1_tasks()[1:2]) == [False]  # its dedup key came along
+        assert store.truncate_after(1) == 2  # the step-2 tasks go, the identity evicted at 2 comes back
+        assert [i for i, _ in store.rows()] == [1, 2, 3]
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT program, input, output FROM deduction").fetchall()[1] == (
+        "import math\ndef f(a):\n    return a + 1",
+        "1",
+        "2",
+    )
+    assert {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'view'")} >= {
+        "deduction",
+        "abduction",
+        "induction",
+        "math",
+    }
+    with TaskStore(path) as again:  # a migrated store opens as any other
+        assert again.count() == 3

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from azr.tasks.programs import FilterConfig
 from azr.tasks import Answer, FormatError, InductionTask, Mistake, TaskType, TripletTask
+from azr.tasks.programs import FilterConfig
 from azr.tasks.verify import Equality, Verifier, accuracy, outputs_equal
 
 D, A, N = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION

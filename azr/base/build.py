@@ -29,10 +29,11 @@ import torch
 
 from azr.base.corpus import MAX_OUTPUT_CHARS, TaskSet, make_tasks, transcripts
 from azr.executor import Executor, ExecutorConfig
-from azr.tasks.programs import normalized
 from azr.prompts.compact import MARKERS
-from azr.tasks.seeds import export_row
 from azr.tasks import TaskType, TripletTask
+from azr.tasks.programs import normalized
+from azr.tasks.registry import PAPER
+from azr.tasks.seeds import export_row
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -240,21 +241,21 @@ def score(model_dir: Path, heldout: TaskSet, train: TaskSet, config: BuildConfig
             store.add(train.triplets[:200])
             sampling = Sampling(max_new_tokens=config.eval_max_new_tokens, stop=template.stop)
             proposed = propose(
-                generator, template, store, list(TaskType), config.eval_proposals, 2, sampling,
+                generator, template, store, list(PAPER), config.eval_proposals, 2, sampling,
                 random.Random(config.seed), config.seed,
             )  # fmt: skip
             validations = validator.validate([p.proposal for p in proposed])
             result["valid_proposals"] = {}
-            for task_type in TaskType:
+            for task_type in PAPER:
                 mine = [v for p, v in zip(proposed, validations, strict=True) if p.task_type is task_type]
-                result["valid_proposals"][task_type.value] = round(sum(v.valid for v in mine) / len(mine), 4)
+                result["valid_proposals"][task_type] = round(sum(v.valid for v in mine) / len(mine), 4)
             result["rejections"] = rejection_counts(validations)
     return result
 
 
 def _flip(task: TripletTask) -> TripletTask:
     """The same triplet asked the other way (held-out triplets serve both directions)."""
-    other = TaskType.ABDUCTION if task.task_type is TaskType.DEDUCTION else TaskType.DEDUCTION
+    other = TaskType.ABDUCTION if task.task_type == TaskType.DEDUCTION else TaskType.DEDUCTION
     return TripletTask(other, task.program, task.input, task.output, task.imports, task.step, task.source)
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from azr.base.programs import Program, draw_input, generate
 from azr.executor import Executor
-from azr.tasks.programs import normalized
 from azr.prompts.compact import CompactTemplate
 from azr.tasks import InductionProposal, InductionTask, TaskType, TripletProposal, TripletTask
+from azr.tasks.programs import normalized
 from azr.tasks.validate import ValidationConfig, Validator
 
 MAX_OUTPUT_CHARS = 60
@@ -102,7 +102,7 @@ def transcripts(tasks: TaskSet, rng: random.Random, references: int = 2) -> list
     template = CompactTemplate(n_inputs=0)
     texts = []
     for task in tasks.triplets:
-        answer = task.output if task.task_type is TaskType.DEDUCTION else task.input
+        answer = task.output if task.task_type == TaskType.DEDUCTION else task.input
         texts.append(template.solve_prompt(task) + answer + "<E>")
         if rng.random() < 0.5:
             shown = rng.sample(tasks.triplets, min(references, len(tasks.triplets)))

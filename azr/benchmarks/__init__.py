@@ -142,7 +142,7 @@ class Benchmark:
     def group(self, problem: Problem) -> str:
         """What results are reported under: the task type, or the benchmark's name."""
         if isinstance(problem, ReasoningProblem):
-            return problem.task.task_type.value
+            return problem.task.task_type
         return self.name
 
 

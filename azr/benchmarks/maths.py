@@ -18,39 +18,13 @@ our process. So the check runs in the sandbox, with math-verify's directories mo
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from azr.benchmarks import Benchmark, BenchmarkError, MathProblem, field_of
 from azr.tasks import FormatError, Mistake, Verdict
-
-SCORER = r"""
-import re
-from math_verify import parse, verify
-
-def latex(text):
-    return text if re.search(r"(?<!\\)\$|\\boxed", text) else "$" + text + "$"
-
-def correct(gold, answer):
-    for reading in dict.fromkeys([answer, latex(answer)]):
-        try:
-            if verify(gold, parse(reading)):
-                return True
-        except Exception:
-            pass
-    return False
-
-def f(reference, answers):
-    gold = parse(latex(reference))
-    return [bool(gold) and correct(gold, answer) for answer in answers]
-"""
-"""Runs in the sandbox: `f(reference, answers)` -> one bool per answer."""
-
-_PACKAGES = ("math_verify", "latex2sympy2_extended", "sympy", "mpmath", "antlr4")
-
+from azr.tasks import math as math_family
+from azr.tasks.math import SCORER
 
 _PROBLEM = ("problem", "question", "Problem", "Question")
 _ANSWER = ("answer", "final_answer", "Answer", "expected_answer")
@@ -92,19 +66,11 @@ def _reference(row: dict[str, Any]) -> str:
 
 
 def scorer_paths() -> tuple[str, ...]:
-    """The site-packages directories math-verify and its dependencies are installed in (mounted
-    read-only for the scorer). Only installed packages: a checkout found through PYTHONPATH would
-    show its whole directory to the model's text."""
-    paths = set()
-    for package in _PACKAGES:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise BenchmarkError("math benchmarks need math-verify: pip install 'azr[eval]' (or math-verify)")
-        parent = Path(next(iter(spec.submodule_search_locations))).resolve().parent
-        if parent.name not in ("site-packages", "dist-packages"):
-            raise BenchmarkError(f"{package} is not installed in a site-packages directory ({parent}): pip install it")
-        paths.add(str(parent))
-    return tuple(sorted(paths))
+    """Where math-verify is installed, for the scorer's sandbox (azr.tasks.math.scorer_paths)."""
+    try:
+        return math_family.scorer_paths()
+    except math_family.MathVerifyMissing as error:
+        raise BenchmarkError(str(error).replace("azr[math]", "azr[eval]")) from None
 
 
 def score(executor: Any, benchmark: Benchmark, answers: Sequence[Sequence[str | FormatError]]) -> list[list[Verdict]]:
@@ -113,14 +79,9 @@ def score(executor: Any, benchmark: Benchmark, answers: Sequence[Sequence[str | 
     to parse, 5 to verify, each answer read two ways) on every answer of a problem."""
     from azr.executor import ExecRequest, Executor
 
+    scorer_paths()
     most = max((len(per_problem) for per_problem in answers), default=1)
-    config = dataclasses.replace(
-        executor.config,
-        python_paths=scorer_paths(),
-        max_input_chars=10_000_000,
-        timeout=min(3600.0, max(executor.config.timeout, 30.0 + 20.0 * most)),
-        memory_mb=max(executor.config.memory_mb, 2048),
-    )
+    config = math_family.scorer_config(executor.config, answers=most, max_input_chars=10_000_000)
     texts = [[a for a in per_problem if not isinstance(a, FormatError)] for per_problem in answers]
     with Executor(config) as sandbox:
         results = sandbox.run_batch(

@@ -16,10 +16,10 @@ from typing import Any
 
 from azr.benchmarks import Benchmark, BenchmarkError, ReasoningProblem
 from azr.executor import ExecRequest, NotPlainData, parse_arguments
-from azr.tasks.seeds import read_rows
 from azr.tasks import TaskType, TripletTask
-from azr.userfiles import UserFileError, read_text, split_lines
+from azr.tasks.seeds import read_rows
 from azr.tasks.validate import ValidationConfig, Validator
+from azr.userfiles import UserFileError, read_text, split_lines
 
 CRUXEVAL_TYPES = {
     "cruxeval-o": (TaskType.DEDUCTION,),
@@ -29,7 +29,7 @@ CRUXEVAL_TYPES = {
 
 
 def seed_file(
-    name: str, path: Path, task_types: Sequence[TaskType], executor: Any, limit: int | None = None, seed: int = 0
+    name: str, path: Path, task_types: Sequence[str], executor: Any, limit: int | None = None, seed: int = 0
 ) -> Benchmark:
     """The tasks of a seed-format file, validated; a triplet row serves deduction and abduction.
     Induction rows must all have as many inputs as the first one. Task ids are `file:line`."""
@@ -49,8 +49,8 @@ def seed_file(
     benchmark = Benchmark(name, "reasoning", str(path), [])
     counted: set[str] = set()  # a triplet row serves two task types: count its rejection once
     for task_type in task_types:
-        source = induction_lines if task_type is TaskType.INDUCTION else triplet_lines
-        kind = "induction" if task_type is TaskType.INDUCTION else "triplet"
+        source = induction_lines if task_type == TaskType.INDUCTION else triplet_lines
+        kind = "induction" if task_type == TaskType.INDUCTION else "triplet"
         count_rejections = kind not in counted
         counted.add(kind)
         proposals = list(read_rows([line for _, line in source], task_type))

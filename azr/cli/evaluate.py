@@ -106,12 +106,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> tuple[list[Any], list[int]]:
-    from azr.tasks import TaskType
+    from azr.tasks.registry import PAPER
 
-    try:
-        task_types = [TaskType(name.strip()) for name in args.task_types.split(",") if name.strip()]
-    except ValueError:
-        raise UsageError("--task-types: choose from deduction, abduction, induction") from None
+    task_types = [name.strip() for name in args.task_types.split(",") if name.strip()]
+    if not set(task_types) <= set(PAPER):
+        raise UsageError(f"--task-types: choose from {', '.join(PAPER)}")
     if args.samples < 1 or args.temperature < 0 or (args.max_new_tokens is not None and args.max_new_tokens < 1):
         raise UsageError("--samples and --max-new-tokens must be >= 1, --temperature >= 0")
     try:

@@ -67,7 +67,9 @@ def _run_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _task_type_option(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--task-type", choices=["deduction", "abduction", "induction"], required=required)
+    from azr.tasks.registry import REGISTRY
+
+    parser.add_argument("--task-type", choices=list(REGISTRY), required=required)
 
 
 def _validator(executor: Any) -> Any:
@@ -77,16 +79,15 @@ def _validator(executor: Any) -> Any:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from azr.tasks import InductionTask
     from azr.tasks.seeds import read_rows
-    from azr.tasks import InductionTask, TaskType
 
-    task_type = TaskType(args.task_type)
     with open_input(args.file) as source:
-        proposals = list(read_rows(source, task_type))
+        proposals = list(read_rows(source, args.task_type))
     with executor_from(args) as executor:
         for validation in _validator(executor).validate(proposals):
             task = validation.task
-            output = None if task is None else list(task.outputs) if isinstance(task, InductionTask) else task.output
+            output = None if task is None else list(task.outputs) if isinstance(task, InductionTask) else task.output  # type: ignore[union-attr]
             write_line(
                 sys.stdout,
                 {
@@ -104,12 +105,11 @@ def run_import(args: argparse.Namespace) -> int:
     from azr.rundir import MANIFEST, RunDirError, RunLock
     from azr.tasks.seeds import identity_proposals, read_rows, source_name
     from azr.tasks.store import StoreError, TaskStore
-    from azr.tasks import TaskType
 
     if not args.file and not args.identity:
         raise UsageError("give a FILE to import, or --identity")
     if args.file and not args.task_type:
-        raise UsageError("--task-type is required with a FILE (deduction, abduction or induction)")
+        raise UsageError("--task-type is required with a FILE (deduction, abduction, induction...)")
     if args.max_tasks is not None and args.max_tasks < 1:
         raise UsageError("--max-tasks must be >= 1")
     batches = []
@@ -117,7 +117,7 @@ def run_import(args: argparse.Namespace) -> int:
         batches.append(("identity", identity_proposals()))
     if args.file:
         with open_input(args.file) as source:
-            batches.append((source_name(args.file), list(read_rows(source, TaskType(args.task_type)))))
+            batches.append((source_name(args.file), list(read_rows(source, args.task_type))))
     path = store_path(args.run_dir, must_exist=False)
     try:
         with RunLock(path.parent, "azr tasks import"):
@@ -134,7 +134,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def _import(store: Any, validator: Any, batches: list[tuple[str, list[Any]]]) -> None:
-    from azr.tasks import TaskType
+    from azr.tasks.registry import PAPER, REGISTRY
     from azr.tasks.validate import rejection_counts
 
     for name, proposals in batches:
@@ -149,7 +149,10 @@ def _import(store: Any, validator: Any, batches: list[tuple[str, list[Any]]]) ->
             f"{sum(rejected.values())} rejected" + (f" ({_summary(rejected)})" if rejected else ""),
             file=sys.stderr,
         )
-    print(f"{store.path}: " + ", ".join(f"{t.value} {store.count(t)}" for t in TaskType), file=sys.stderr)
+    print(
+        f"{store.path}: " + ", ".join(f"{t} {store.count(t)}" for t in REGISTRY if t in PAPER or store.count(t)),
+        file=sys.stderr,
+    )
 
 
 def _summary(counts: dict[str, int]) -> str:
@@ -175,9 +178,7 @@ def _open_store(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def _task_type(args: argparse.Namespace) -> Any:
-    from azr.tasks import TaskType
-
-    return TaskType(args.task_type) if getattr(args, "task_type", None) else None
+    return getattr(args, "task_type", None) or None
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -198,20 +199,15 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from azr.tasks import InductionTask
+    from azr.tasks.registry import family
 
     if args.limit < 0:
         raise UsageError("--limit must be >= 0 (0: all)")
     with _open_store(args) as store:
         for task_id, task in store.rows(_task_type(args), limit=args.limit or None):
             head = _one_line(task.program.strip().splitlines()[-1] if task.program.strip() else "", 40)
-            if isinstance(task, InductionTask):
-                what = f"{len(task.inputs)} pairs, message: {_one_line(task.message, 50)}"
-            else:
-                what = f"{_one_line(task.input, 30)} -> {_one_line(task.output, 30)}"
-            print(
-                f"{task_id:>6}  {task.task_type.value:<9}  step {task.step:<5}  {task.source:<20}  {head:<40}  {what}"
-            )
+            what = _one_line(family(task.task_type).summary(task), 64)
+            print(f"{task_id:>6}  {task.task_type:<9}  step {task.step:<5}  {task.source:<20}  {head:<40}  {what}")
     return 0
 
 

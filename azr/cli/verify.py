@@ -10,8 +10,10 @@ from azr.cli import add_command, add_executor_options, answer_lines
 DESCRIPTION = """Judge answers. One JSON object per line:
   {"id": ..., "task_type": "deduction" or "abduction", "program": ..., "input": ..., "output": ..., "answer": ...}
   {"id": ..., "task_type": "induction", "pairs": [[input, output], ...], "answer": program}
+  {"id": ..., "task_type": "math", "output": "3/4", "answer": "... \\boxed{0.75}"}
 For deduction the answer is an output literal, for abduction an argument list, for induction a
-program that must reproduce every pair. Writes one line per answer, in order:
+program that must reproduce every pair, for math a final answer in \\boxed{} that math-verify
+finds equal to the output (needs pip install 'azr[math]'). Writes one line per answer, in order:
   {"id": ..., "correct": true|false, "reason": ..., "detail": ...}
 reason is `correct`, a mistake (format, not_a_literal, banned, wrong, error, timeout, memory,
 invalid_output) or `invalid_task` for a line that does not describe a task."""
@@ -21,7 +23,7 @@ def register(commands: Any) -> None:
     command = add_command(
         commands,
         "verify",
-        help="judge answers to deduction, abduction and induction tasks",
+        help="judge answers to deduction, abduction, induction and math tasks",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -55,9 +57,16 @@ def run(args: argparse.Namespace) -> int:
     return answer_lines(
         args,
         lambda number, data, problem: _item(number, data, problem, template),
-        lambda executor, items: Verifier(executor, args.equality).verify(items),
+        lambda executor, items: _verify(Verifier(executor, args.equality), items),
         respond,
     )
+
+
+def _verify(verifier: Any, items: Any) -> Any:
+    try:
+        return verifier.verify(items)
+    finally:
+        verifier.close()
 
 
 def _item(number: int, data: Any, problem: str, template: Any) -> tuple[Any, Any, str]:
@@ -74,47 +83,21 @@ def _item(number: int, data: Any, problem: str, template: Any) -> tuple[Any, Any
 
 def _task_and_answer(number: int, data: dict[str, Any], template: Any) -> tuple[Any, Any, str]:
     from azr.executor import NotPlainData
-    from azr.tasks import Answer, InductionTask, TaskType, TripletTask
+    from azr.tasks import Answer
+    from azr.tasks.registry import REGISTRY, family
 
     item_id = data.get("id")
-    try:
-        task_type = TaskType(data.get("task_type"))
-    except ValueError:
-        return item_id, None, f'line {number}: "task_type" must be deduction, abduction or induction'
+    task_type = data.get("task_type")
+    if task_type not in REGISTRY:
+        return item_id, None, f'line {number}: "task_type" must be one of {", ".join(REGISTRY)}'
     answer = data.get("answer")
     if not isinstance(answer, str):
         return item_id, None, f'line {number}: "answer" must be a string'
     try:
-        if task_type is TaskType.INDUCTION:
-            pairs = data.get("pairs")
-            if not (isinstance(pairs, list) and pairs and all(isinstance(p, list) and len(p) == 2 for p in pairs)):
-                return item_id, None, f'line {number}: "pairs" must be a non-empty list of [input, output]'
-            inputs = tuple(_input(str(i)) for i, _ in pairs)
-            outputs = tuple(_output(str(o)) for _, o in pairs)
-            task: Any = InductionTask("", inputs, outputs, "", given=())  # every pair is checked
-        else:
-            fields = [data.get(k) for k in ("program", "input", "output")]
-            if not all(isinstance(v, str) for v in fields):
-                return item_id, None, f'line {number}: "program", "input" and "output" must be strings'
-            program, input_, output = fields
-            task = TripletTask(task_type, program, _input(input_), _output(output))
+        task = family(task_type).verify_item(data)
     except NotPlainData as error:
         return item_id, None, f"line {number}: the task's own input or output is not a literal: {error}"
+    if isinstance(task, str):
+        return item_id, None, f"line {number}: {task}"
     parsed = template.parse_answer(task_type, answer) if template is not None else Answer(task_type, answer)
     return item_id, (task, parsed), ""
-
-
-def _input(text: str) -> str:
-    """A task's input, canonical. One longer than the sandbox accepts is refused before parsing."""
-    from azr.executor import ExecutorConfig, parse_arguments
-
-    return parse_arguments(text, ExecutorConfig.max_input_chars).canonical()
-
-
-def _output(text: str) -> str:
-    """A task's output, canonical. One longer than any output the sandbox returns could never be
-    matched: it is refused before parsing."""
-    from azr.executor import ExecutorConfig, canonical, parse_value
-
-    limit = ExecutorConfig.max_output_chars
-    return canonical(parse_value(text, limit), limit)

@@ -1,11 +1,14 @@
-"""Prompt templates: the text the model sees in each (role, task type), and reading its answers.
+"""Prompt templates: how the fields a task family asks for are framed, and read back.
 
-A template owns both directions, so the format a model is asked for and the format it is parsed
-in cannot drift apart. Two are provided, chosen by name in the config:
+A family (azr.tasks.family) says what each prompt shows and what the completion must hold, as
+labelled fields (an `Ask`); a template frames them and reads the completion's fields back. A
+template owns both directions, so the format a model is asked for and the format it is parsed in
+cannot drift apart, and it knows nothing about task types: a new family needs no template change.
+Two are provided, chosen by name in the config:
 
 - `azr` (azr.prompts.paper): the paper's, for real models. R1-style `<think>`/`<answer>` with
-  fenced `python`, `input`, `output` and `message` blocks; plain text for base models, or wrapped
-  in a tokenizer's chat template for instruct models.
+  fenced blocks labelled by field (`python`, `input`, `output`, `message`...); plain text for base
+  models, or wrapped in a tokenizer's chat template for instruct models.
 - `compact` (azr.prompts.compact): a terse format with special markers, for the tiny embedded
   model, which cannot read two pages of instructions.
 
@@ -20,44 +23,63 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from azr.tasks import Answer, FormatError, InductionProposal, Task, TaskType, TripletProposal, TripletTask
+from azr.tasks import Answer, FormatError, Proposal, Task, TripletTask
+from azr.tasks.family import Ask, AskOptions, Expect, Fields
+from azr.tasks.registry import family
 
 
 class Template(ABC):
-    """How prompts are written and completions read, for every (role, task type)."""
+    """How an Ask is framed as a prompt and its completion read back into fields."""
 
     name: str
     stop: tuple[str, ...] = ()
     """Strings at which generation may stop: the completion is complete once one appears."""
 
     def __init__(self, n_inputs: int = 10, banned: Sequence[str] | None = None) -> None:
-        self.n_inputs = n_inputs
-        """Inputs the induction proposer is asked for."""
         if banned is None:
             from azr.tasks.programs import FilterConfig
 
             banned = FilterConfig().banned_modules + FilterConfig().banned_names
-        self.banned = tuple(banned)
-        """Modules and names the proposer is told not to use (default: the static filter's lists)."""
+        self.options = AskOptions(n_inputs, tuple(banned))
+        """What the prompts say that the run configures: the inputs the induction proposer is asked
+        for, the modules and names the proposer is told not to use (default: the static filter's)."""
 
     @abstractmethod
-    def propose_prompt(self, task_type: TaskType, references: Sequence[Task]) -> str:
-        """The proposer's prompt. Deduction and abduction: K reference triplets to differ from.
-        Induction: one reference, whose program the proposer writes inputs and a message for."""
+    def frame(self, ask: Ask) -> str:
+        """The prompt for an Ask."""
 
     @abstractmethod
+    def read(self, expected: Sequence[Expect], completion: str) -> Fields | FormatError:
+        """The fields of a completion (an Ask's `answer`), each as many times as expected; else why not."""
+
+    # -- every family's prompts, through its Ask ---------------------------------------------------
+
+    def propose_ask(self, task_type: str, references: Sequence[Task]) -> Ask:
+        return family(task_type).propose_ask(references, self.options)
+
+    def propose_prompt(self, task_type: str, references: Sequence[Task]) -> str:
+        """The proposer's prompt, showing `references` (the family's draw from the buffers)."""
+        return self.frame(self.propose_ask(task_type, references))
+
     def solve_prompt(self, task: Task) -> str:
-        """The solver's prompt for a task (for induction: the message and the given pairs)."""
+        return self.frame(family(task.task_type).solve_ask(task, self.options))
 
-    @abstractmethod
     def parse_proposal(
-        self, task_type: TaskType, completion: str, program: str | None = None
-    ) -> TripletProposal | InductionProposal | FormatError:
-        """Read a proposer's completion. For induction, `program` is the one it was shown."""
+        self, task_type: str, completion: str, references: Sequence[Task] = (), program: str | None = None
+    ) -> Proposal | FormatError:
+        """Read a proposer's completion to the prompt that showed `references`. `program`: the
+        program an induction proposer was shown, when its reference is not at hand."""
+        if program is not None:
+            references = [TripletTask("deduction", program, "", "")]
+        kind = family(task_type)
+        fields = self.read(kind.propose_fields, completion)
+        return fields if isinstance(fields, FormatError) else kind.proposal(fields, references)
 
-    @abstractmethod
-    def parse_answer(self, task_type: TaskType, completion: str) -> Answer | FormatError:
+    def parse_answer(self, task_type: str, completion: str) -> Answer | FormatError:
         """Read a solver's completion."""
+        kind = family(task_type)
+        fields = self.read(kind.solve_fields, completion)
+        return fields if isinstance(fields, FormatError) else kind.answer(fields)
 
     def render(self, prompt: str, chat_template: Any = None) -> str:
         """The full text given to the model. `chat_template`: a tokenizer with
@@ -96,18 +118,6 @@ class Template(ABC):
 def _cut(text: str, stops: Sequence[str]) -> str:
     ends = [i for i in (text.find(stop) for stop in stops) if i >= 0]
     return text[: min(ends)] if ends else text
-
-
-def reference_program(references: Sequence[Task]) -> str:
-    if len(references) != 1:
-        raise ValueError(f"the induction proposer takes exactly one reference, got {len(references)}")
-    return references[0].program
-
-
-def triplets(references: Sequence[Task]) -> list[TripletTask]:
-    if not all(isinstance(task, TripletTask) for task in references):
-        raise ValueError("deduction and abduction proposers take triplet references")
-    return list(references)  # type: ignore[arg-type]
 
 
 TEMPLATES = ("azr", "compact")

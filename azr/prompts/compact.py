@@ -1,6 +1,10 @@
 """The `compact` template: special markers instead of instructions, for the tiny embedded model.
 
-Every prompt ends with the marker that asks for the answer; every answer ends with `<E>`.
+A prompt shows only an Ask's fields: the examples, each after `<R>`, then the family's code as a
+marker (`<D>` to solve, `<PD>` to propose), the shown fields, and the marker of the first field
+the completion holds. Each field is written after its label's marker (`python` <P>, `input` <I>,
+`output` <O>, `message` <M>; any other label `<label>`), except the first after `<R>` or a code.
+Every completion ends with `<E>`. For the paper's families:
 
 | role, task type | prompt | completion |
 |---|---|---|
@@ -19,78 +23,72 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from azr.prompts import Template, reference_program, triplets
-from azr.tasks import (
-    Answer,
-    FormatError,
-    InductionProposal,
-    InductionTask,
-    Task,
-    TaskType,
-    TripletProposal,
-    TripletTask,
-)
+from azr.prompts import Template
+from azr.tasks import FormatError, Role
+from azr.tasks.family import Ask, Expect, Field, Fields
 
 MARKERS = ("<D>", "<A>", "<N>", "<PD>", "<PA>", "<PN>", "<R>", "<P>", "<I>", "<O>", "<M>", "<E>")
 END = "<E>"
-_PROPOSE = {TaskType.DEDUCTION: "<PD>", TaskType.ABDUCTION: "<PA>"}
+_LABEL_MARKERS = {"python": "<P>", "input": "<I>", "output": "<O>", "message": "<M>"}
+
+
+def marker(label: str) -> str:
+    return _LABEL_MARKERS.get(label, f"<{label}>")
 
 
 class CompactTemplate(Template):
     name = "compact"
     stop = (END,)
 
-    def propose_prompt(self, task_type: TaskType, references: Sequence[Task]) -> str:
-        if task_type is TaskType.INDUCTION:
-            return f"<PN>{reference_program(references)}<M>"
-        shown = "".join(f"<R>{t.program}<I>{t.input}<O>{t.output}" for t in triplets(references))
-        return shown + _PROPOSE[task_type]
+    def frame(self, ask: Ask) -> str:
+        shown = [part for part in ask.parts if isinstance(part, Field)]
+        code = f"<{ask.code}>" if ask.role is Role.SOLVE else f"<P{ask.code}>"
+        examples = "".join("<R>" + _fields(fields) for fields in ask.examples)
+        return examples + code + _fields(shown) + (marker(ask.answer[0].label) if shown else "")
 
-    def solve_prompt(self, task: Task) -> str:
-        if isinstance(task, InductionTask):
-            pairs = "".join(f"<I>{i}<O>{o}" for i, o in task.given_pairs)
-            return f"<N>{task.message}{pairs}<P>"
-        assert isinstance(task, TripletTask)
-        if task.task_type is TaskType.DEDUCTION:
-            return f"<D>{task.program}<I>{task.input}<O>"
-        return f"<A>{task.program}<O>{task.output}<I>"
-
-    def parse_proposal(
-        self, task_type: TaskType, completion: str, program: str | None = None
-    ) -> TripletProposal | InductionProposal | FormatError:
+    def read(self, expected: Sequence[Expect], completion: str) -> Fields | FormatError:
         body = _body(completion)
         if isinstance(body, FormatError):
             return body
-        parts = body.split("<I>")
-        if task_type is TaskType.INDUCTION:
-            if program is None:
-                raise ValueError("parsing an induction proposal needs the program that was shown")
-            message, inputs = parts[0].strip(), [p.strip() for p in parts[1:]]
-            if not inputs:
-                return FormatError("no <I> input")
-            return InductionProposal(program, tuple(inputs), message)
-        if len(parts) != 2:
-            return FormatError(f"expected program<I>input, found {len(parts) - 1} <I> markers")
-        return TripletProposal(task_type, parts[0].strip("\n"), parts[1].strip())
+        first, rest = expected[0], expected[1:]
+        allowed = {marker(e.label): e.label for e in rest}
+        known = dict.fromkeys((*MARKERS, *(marker(e.label) for e in expected)))
+        stray = next((m for m in known if m != END and m not in allowed and m in body), None)
+        if stray is not None:
+            return FormatError(f"unexpected marker {stray} in the completion")
+        found: Fields = {e.label: [] for e in expected}
+        label, at = first.label, 0
+        while True:  # split at the allowed markers, in the order they come
+            ahead = [(body.find(m, at), m) for m in allowed if body.find(m, at) >= 0]
+            end, next_marker = min(ahead) if ahead else (len(body), "")
+            found[label].append(_stripped(label, body[at:end]))
+            if not next_marker:
+                break
+            label, at = allowed[next_marker], end + len(next_marker)
+        for e in rest:
+            n = len(found[e.label])
+            if e.count == 0 and n == 0:
+                return FormatError(f"no {marker(e.label)} {e.label}")
+            if e.count and n != e.count:
+                layout = "".join(marker(x.label) + x.label if i else x.label for i, x in enumerate(expected))
+                return FormatError(f"expected {layout}, found {n} {marker(e.label)} markers")
+        return found
 
-    def parse_answer(self, task_type: TaskType, completion: str) -> Answer | FormatError:
-        body = _body(completion)
-        if isinstance(body, FormatError):
-            return body
-        if "<I>" in body:
-            return FormatError("unexpected marker <I> in the answer")
-        return Answer(task_type, body.strip() if task_type is not TaskType.INDUCTION else body.strip("\n"))
+
+def _fields(fields: Sequence[Field]) -> str:
+    return "".join(f.text if i == 0 else marker(f.label) + f.text for i, f in enumerate(fields))
+
+
+def _stripped(label: str, text: str) -> str:
+    """A field's text: a program keeps its indentation, blank lines around it aside; others are trimmed."""
+    return text.strip("\n") if label == "python" else text.strip()
 
 
 def _body(completion: str) -> str | FormatError:
-    """The completion up to its first <E>, which must contain no other structural marker."""
+    """The completion up to its first <E>."""
     if not isinstance(completion, str):
         return FormatError("the completion is not text")
     end = completion.find(END)
     if end < 0:
         return FormatError("no <E> marker (the completion was cut off)")
-    body = completion[:end]
-    stray = [m for m in MARKERS if m not in ("<I>", END) and m in body]
-    if stray:
-        return FormatError(f"unexpected marker {stray[0]} in the completion")
-    return body
+    return completion[:end]

@@ -1,11 +1,11 @@
 """The `azr` template: the paper's format for real models (AZR paper, appendix prompts).
 
 Base models get the DeepSeek-R1-Zero framing (a system line, `User:`, `Assistant: <think>`); instruct
-models get the same system line and prompt through their tokenizer's chat template. The answer goes
-in `<answer>...</answer>`, holding fenced blocks labelled `python`, `input`, `output` or `message`.
-
-The wording is ours. As in the paper, each proposer is told what makes its task hard for the solver;
-the reference implementation had the deduction and abduction versions of that sentence swapped.
+models get the same system line and prompt through their tokenizer's chat template. A prompt is
+`## Task: <title>`, the family's prose with its fields as fenced blocks labelled by field (`python`,
+`input`, `output`, `message`...), the examples, and the answer format. The answer goes in
+`<answer>...</answer>`, holding the expected fenced blocks (or, for an unfenced field such as a
+final answer in `\\boxed{}`, being it).
 """
 
 from __future__ import annotations
@@ -14,48 +14,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from azr.prompts import Template, reference_program, triplets
-from azr.tasks import (
-    Answer,
-    FormatError,
-    InductionProposal,
-    InductionTask,
-    Task,
-    TaskType,
-    TripletProposal,
-    TripletTask,
-)
+from azr.prompts import Template
+from azr.tasks import FormatError
+from azr.tasks.family import Ask, Expect, Field, Fields
 
 SYSTEM = (
     "A conversation between User and Assistant. The User gives a task and the Assistant solves it. "
     "The Assistant first reasons step by step inside <think> </think>, then gives its final answer "
     "inside <answer> </answer>, i.e. <think> reasoning </think> <answer> answer </answer>."
 )
-
-_INPUT_RULE = """- An input is the argument list of one call to `f`, written as Python literals, e.g. `'abc', [1, 2]`
-  or `nums=[3, 1], k=2`."""
-
-_RULES = (
-    """Rules:
-- The program defines a function named `f`; helper functions and classes may come before it.
-- It is deterministic: the same input always gives the same output.
-- It must not use any of: {banned}.
-"""
-    + _INPUT_RULE
-    + """
-- `f` returns plain data: None, bool, int, float, str, bytes, and lists, tuples, dicts and sets of those."""
-)
-
-_HARDER = {
-    TaskType.DEDUCTION: (
-        "A solver will be shown your program and your input, and must work out the output without "
-        "running the code. Make the output take careful, multi-step reasoning to deduce from the input."
-    ),
-    TaskType.ABDUCTION: (
-        "A solver will be shown your program and the output it returns, and must find an input that "
-        "produces that output. Make such an input take careful reasoning to infer from the output."
-    ),
-}
 
 
 def _block(label: str, text: str) -> str:
@@ -66,74 +33,38 @@ class PaperTemplate(Template):
     name = "azr"
     stop = ("</answer>",)
 
-    def propose_prompt(self, task_type: TaskType, references: Sequence[Task]) -> str:
-        if task_type is TaskType.INDUCTION:
-            return self._induction_proposal(reference_program(references))
-        banned = ", ".join(self.banned) if self.banned else "randomness, the clock, files or the network"
-        rules = _RULES.format(banned=banned)
-        examples = "\n\n".join(
-            f"Example {i}:\n"
-            + _block("python", t.program)
-            + "\n"
-            + _block("input", t.input)
-            + "\n"
-            + _block("output", t.output)
-            for i, t in enumerate(triplets(references), 1)
-        )
-        return (
-            f"## Task: write a new Python program and one input for it\n\n{_HARDER[task_type]}\n\n"
-            "Write a program that is different from the examples below and harder than them, and "
-            f"an input for it.\n\n{rules}\n\n"
-            + (f"## Examples\n\n{examples}\n\n" if examples else "")
-            + "## Answer format\n\n<answer>\n"
-            + _block("python", "def f(...):\n    ...")
-            + "\n"
-            + _block("input", "...")
-            + "\n</answer>"
-        )
-
-    def _induction_proposal(self, program: str) -> str:
-        return (
-            f"## Task: write {self.n_inputs} inputs and a message for a program\n\n"
-            "A solver will be shown your message and some of the program's input/output pairs, but not "
-            "the program, and must write a program that reproduces all the pairs, including the ones it "
-            f"was not shown. Write {self.n_inputs} different inputs that together reveal what the program "
-            "does, and a short message that hints at it without giving away the code.\n\n"
-            f"Rules:\n{_INPUT_RULE}\n- The inputs must all differ.\n\n"
-            f"## Program\n\n{_block('python', program)}\n\n## Answer format\n\n<answer>\n"
-            + "\n".join(_block("input", "...") for _ in range(min(self.n_inputs, 2)))
-            + ("\n... (one input block each)\n" if self.n_inputs > 2 else "\n")
-            + _block("message", "...")
-            + "\n</answer>"
-        )
-
-    def solve_prompt(self, task: Task) -> str:
-        if isinstance(task, InductionTask):
-            pairs = "\n\n".join(_block("input", i) + "\n" + _block("output", o) for i, o in task.given_pairs)
-            return (
-                "## Task: write the program\n\n"
-                "Write a Python function `f` that, on each input below, returns the output shown, "
-                "and that does what the message describes: it will also be checked on inputs you "
-                f"are not shown.\n\n## Message\n\n{_block('message', task.message)}\n\n"
-                f"## Examples\n\n{pairs}\n\n## Answer format\n\n<answer>\n"
-                + _block("python", "def f(...):\n    ...")
-                + "\n</answer>"
+    def frame(self, ask: Ask) -> str:
+        """`## Task: <title>`, the prose and the fields (consecutive fields one block after another),
+        the examples, then the answer format with the expected blocks' placeholders."""
+        text = f"## Task: {ask.title}\n\n{_join(ask.parts)}"
+        if ask.examples:
+            examples = (
+                f"Example {i}:\n" + "\n".join(_block(f.label, f.text) for f in fields)
+                for i, fields in enumerate(ask.examples, 1)
             )
-        assert isinstance(task, TripletTask)
-        if task.task_type is TaskType.DEDUCTION:
-            return (
-                "## Task: work out the output\n\nWork out what `f` returns on this input, by "
-                f"reasoning, without running the code.\n\n{_block('python', task.program)}\n"
-                f"{_block('input', task.input)}\n\nGive the returned value as a Python literal.\n\n"
-                "## Answer format\n\n<answer>\n" + _block("output", "...") + "\n</answer>"
-            )
-        return (
-            "## Task: find an input\n\nFind an input on which `f` returns the output below. Any "
-            f"such input is correct.\n\n{_block('python', task.program)}\n"
-            f"{_block('output', task.output)}\n\nGive the input as the argument list of one call to "
-            "`f`, in Python literals, e.g. `'abc', [1, 2]`.\n\n"
-            "## Answer format\n\n<answer>\n" + _block("input", "...") + "\n</answer>"
-        )
+            text += "\n\n## Examples\n\n" + "\n\n".join(examples)
+        return text + "\n\n## Answer format\n\n<answer>\n" + "\n".join(map(_shown, ask.answer)) + "\n</answer>"
+
+    def read(self, expected: Sequence[Expect], completion: str) -> Fields | FormatError:
+        answer = _answer(completion)
+        if isinstance(answer, FormatError):
+            return answer
+        fenced = [e for e in expected if e.fenced]
+        blocks = _blocks(answer, tuple(dict.fromkeys((*_LABELS, *(e.label for e in fenced)))))
+        found = {e.label: blocks.get(e.label, []) for e in fenced}
+        singles = [e.label for e in fenced if e.count == 1]
+        if len(singles) > 1 and any(len(found[label]) != 1 for label in singles):
+            wanted = " and ".join(f"one ```{label}" for label in singles)
+            counts = " and ".join(str(len(found[label])) for label in singles)
+            return FormatError(f"expected {wanted} block, found {counts}")
+        for e in fenced:
+            n = len(found[e.label])
+            if e.count == 0 and n == 0:
+                return FormatError(f"no ```{e.label} block in the answer")
+            if e.count and n != e.count:
+                wanted = "one" if e.count == 1 else str(e.count)
+                return FormatError(f"expected {wanted} ```{e.label} block in the answer, found {n}")
+        return {**found, **{e.label: [answer] for e in expected if not e.fenced}}
 
     def render(self, prompt: str, chat_template: Any = None) -> str:
         if chat_template is None:
@@ -170,40 +101,6 @@ class PaperTemplate(Template):
     def parse_math(self, completion: str) -> str | FormatError:
         return _answer(completion)
 
-    def parse_proposal(
-        self, task_type: TaskType, completion: str, program: str | None = None
-    ) -> TripletProposal | InductionProposal | FormatError:
-        answer = _answer(completion)
-        if isinstance(answer, FormatError):
-            return answer
-        blocks = _blocks(answer)
-        if task_type is TaskType.INDUCTION:
-            if program is None:
-                raise ValueError("parsing an induction proposal needs the program that was shown")
-            inputs = blocks.get("input", [])
-            messages = blocks.get("message", [])
-            if not inputs:
-                return FormatError("no ```input block in the answer")
-            if len(messages) != 1:
-                return FormatError(f"expected one ```message block, found {len(messages)}")
-            return InductionProposal(program, tuple(inputs), messages[0])
-        programs, inputs = blocks.get("python", []), blocks.get("input", [])
-        if len(programs) != 1 or len(inputs) != 1:
-            return FormatError(
-                f"expected one ```python and one ```input block, found {len(programs)} and {len(inputs)}"
-            )
-        return TripletProposal(task_type, programs[0], inputs[0])
-
-    def parse_answer(self, task_type: TaskType, completion: str) -> Answer | FormatError:
-        answer = _answer(completion)
-        if isinstance(answer, FormatError):
-            return answer
-        label = {TaskType.DEDUCTION: "output", TaskType.ABDUCTION: "input", TaskType.INDUCTION: "python"}[task_type]
-        found = _blocks(answer).get(label, [])
-        if len(found) != 1:
-            return FormatError(f"expected one ```{label} block in the answer, found {len(found)}")
-        return Answer(task_type, found[0])
-
 
 _LABELS = ("python", "input", "output", "message")
 _FENCE = "```"
@@ -223,14 +120,33 @@ def _answer(completion: str) -> str | FormatError:
     return completion[open_ + len("<answer>") : close]
 
 
-def _blocks(answer: str) -> dict[str, list[str]]:
+def _join(parts: Sequence[str | Field]) -> str:
+    """Prose and fields: a field right after a field on the next line, anything else after a blank line."""
+    text = ""
+    for i, part in enumerate(parts):
+        if i:
+            text += "\n" if isinstance(part, Field) and isinstance(parts[i - 1], Field) else "\n\n"
+        text += _block(part.label, part.text) if isinstance(part, Field) else part
+    return text
+
+
+def _shown(expect: Expect) -> str:
+    """An expected field in the answer format: its block (two, then a note, for one or more)."""
+    if not expect.fenced:
+        return expect.placeholder
+    if expect.count == 0:
+        return "\n".join([_block(expect.label, expect.placeholder)] * 2) + f"\n... (one ```{expect.label} block each)"
+    return "\n".join([_block(expect.label, expect.placeholder)] * expect.count)
+
+
+def _blocks(answer: str, labels: tuple[str, ...] = ()) -> dict[str, list[str]]:
     """The fenced blocks of an answer by label: what findall of
-    ```[ \\t]*(python|input|output|message)[ \\t]*\\n(.*?)\\n?[ \\t]*``` (DOTALL) finds, in linear
+    ```[ \\t]*(python|input|output|message|<labels>)[ \\t]*\\n(.*?)\\n?[ \\t]*``` (DOTALL) finds, in linear
     time (that regex backtracks over each run of blanks once per position in it)."""
     found: dict[str, list[str]] = {}
     start = answer.find(_FENCE)
     while start >= 0:
-        opened = _opening(answer, start + len(_FENCE))
+        opened = _opening(answer, start + len(_FENCE), labels or _LABELS)
         if opened is None:  # not a block's opening fence: the next one may start a character later
             start = answer.find(_FENCE, start + 1)
             continue
@@ -243,10 +159,10 @@ def _blocks(answer: str) -> dict[str, list[str]]:
     return found
 
 
-def _opening(text: str, at: int) -> tuple[str, int] | None:
+def _opening(text: str, at: int, labels: tuple[str, ...]) -> tuple[str, int] | None:
     """(label, where the body starts) when `[ \\t]*label[ \\t]*\\n` starts at `at`, else None."""
     at = _BLANKS.match(text, at).end()  # type: ignore[union-attr]
-    label = next((name for name in _LABELS if text.startswith(name, at)), None)
+    label = next((name for name in labels if text.startswith(name, at)), None)
     if label is None:
         return None
     at = _BLANKS.match(text, at + len(label)).end()  # type: ignore[union-attr]

@@ -1,8 +1,13 @@
 """Task records: what the stages pass to each other (AZR paper, section 3; ../shared/docs/AZR.md, 2).
 
-Every task comes from a triplet (program, input, output) with output = program(input). Deduction
-and abduction tasks are triplets; an induction task is one program with N input/output pairs and a
-message, split into pairs shown to the solver (given) and pairs it is checked on (hidden).
+Every task comes from a program and what it returns. Deduction and abduction tasks are triplets
+(program, input, output) with output = program(input); an induction task is one program with N
+input/output pairs and a message, split into pairs shown to the solver (given) and pairs it is
+checked on (hidden). Families beyond the paper's define their records in their own module
+(azr.tasks.math: a word problem whose answer a program `f()` computes).
+
+Each kind of task is a family (azr.tasks.family); a record's `task_type` is its family's name,
+a plain string (`TaskType` names the three of the paper).
 
 Inputs are canonical argument lists (`'a', [1, 2]`), outputs canonical reprs (azr.executor.literals),
 so two tasks are the same task iff their texts are equal.
@@ -12,6 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+
+
+def _name(task_type: str) -> str:
+    """A family name as a plain string (a TaskType member is one too, but prints as its class's)."""
+    return task_type.value if isinstance(task_type, Enum) else str(task_type)
 
 
 class TaskType(str, Enum):
@@ -32,7 +42,8 @@ class Role(str, Enum):
 class TripletTask:
     """A deduction or abduction task: `output` is what `program` returns on `input`."""
 
-    task_type: TaskType
+    task_type: str
+    """`deduction` or `abduction`."""
     program: str
     input: str
     output: str
@@ -42,6 +53,9 @@ class TripletTask:
     """Training step at which the task was added (0: before training, e.g. seeds)."""
     source: str = "proposed"
     """Where it came from: `identity`, `proposed`, `seed:<file>`..."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task_type", _name(self.task_type))
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,7 @@ class InductionTask:
     imports: tuple[str, ...] = ()
     step: int = 0
     source: str = "proposed"
-    task_type: TaskType = field(default=TaskType.INDUCTION, init=False)
+    task_type: str = field(default="induction", init=False)
 
     @property
     def given_pairs(self) -> list[tuple[str, str]]:
@@ -71,15 +85,21 @@ class InductionTask:
 
 
 Task = TripletTask | InductionTask
+"""The paper's tasks. A family may define its own record (azr.tasks.math.MathTask): a frozen
+dataclass with `task_type`, `program`, `imports`, `step` and `source`, which the stages pass along
+without looking inside."""
 
 
 @dataclass(frozen=True)
 class TripletProposal:
     """A proposer's deduction or abduction task, as written: not yet validated."""
 
-    task_type: TaskType
+    task_type: str
     program: str
     input: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task_type", _name(self.task_type))
 
 
 @dataclass(frozen=True)
@@ -90,19 +110,23 @@ class InductionProposal:
     """The program the proposer was shown (from the buffers), not written by it."""
     inputs: tuple[str, ...]
     message: str
-    task_type: TaskType = field(default=TaskType.INDUCTION, init=False)
+    task_type: str = field(default="induction", init=False)
 
 
 Proposal = TripletProposal | InductionProposal
+"""The paper's proposals; a family may define its own, with a `task_type`."""
 
 
 @dataclass(frozen=True)
 class Answer:
     """A solver's answer, as written: an output literal (deduction), an argument list
-    (abduction) or a program (induction)."""
+    (abduction), a program (induction), a final answer (math)."""
 
-    task_type: TaskType
+    task_type: str
     text: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task_type", _name(self.task_type))
 
 
 @dataclass(frozen=True)
@@ -149,7 +173,8 @@ class InternalError:
 
 
 class Rejection(str, Enum):
-    """Why a proposal did not become a task (AZR.md section 3). A closed set: these are metrics."""
+    """Why a proposal did not become a task (AZR.md section 3). A closed set: these are metrics. A
+    family may add reasons of its own, as a str Enum in its module (azr.tasks.math.MathRejection)."""
 
     FORMAT = "format"
     """The completion does not follow the template."""
@@ -185,7 +210,8 @@ class Validation:
     """The verdict on one proposal: a task, or the reason there is none."""
 
     task: Task | None
-    rejection: Rejection | None
+    rejection: Rejection | Enum | None
+    """A Rejection, or a reason of the proposal's family's own (a str Enum, such as MathRejection)."""
     detail: str = ""
     stage: Stage | None = None
     """internal_error only: the stage whose code raised."""

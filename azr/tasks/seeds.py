@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from azr.tasks import FormatError, InductionProposal, Task, TaskType, TripletProposal, TripletTask
+from azr.tasks import FormatError, Proposal, Task, TaskType, TripletProposal
+from azr.tasks.registry import family
 
 IDENTITY_PROGRAM = "def f(a):\n    return a"
 IDENTITY_INPUT = "'Hello world'"
@@ -29,9 +30,7 @@ def identity_proposals() -> list[TripletProposal]:
     return [TripletProposal(t, IDENTITY_PROGRAM, IDENTITY_INPUT) for t in (TaskType.DEDUCTION, TaskType.ABDUCTION)]
 
 
-def read_rows(
-    lines: IO[str] | list[str], task_type: TaskType
-) -> Iterator[TripletProposal | InductionProposal | FormatError]:
+def read_rows(lines: IO[str] | list[str], task_type: str) -> Iterator[Proposal | FormatError]:
     """One proposal (or FormatError saying what is wrong) per non-blank line of a seed file."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -44,7 +43,7 @@ def read_rows(
         yield _proposal(row, task_type, number)
 
 
-def _proposal(row: Any, task_type: TaskType, number: int) -> TripletProposal | InductionProposal | FormatError:
+def _proposal(row: Any, task_type: str, number: int) -> Proposal | FormatError:
     if not isinstance(row, dict) or not isinstance(row.get("snippet", row.get("program")), str):
         return FormatError(f'line {number}: expected an object with a "snippet" string')
     program = row.get("snippet", row.get("program"))
@@ -54,16 +53,8 @@ def _proposal(row: Any, task_type: TaskType, number: int) -> TripletProposal | I
     missing = _missing_imports(imports, program)
     if missing:  # the authors kept imports beside the snippet; ours live in the program
         program = "\n".join(missing) + "\n" + program
-    if task_type is TaskType.INDUCTION:
-        inputs, message = row.get("inputs"), row.get("message", "")
-        if not (isinstance(inputs, list) and all(isinstance(i, str) for i in inputs)):
-            return FormatError(f'line {number}: "inputs" must be a list of strings')
-        if not isinstance(message, str):
-            return FormatError(f'line {number}: "message" must be a string')
-        return InductionProposal(program, tuple(inputs), message)
-    if not isinstance(row.get("input"), str):
-        return FormatError(f'line {number}: "input" must be a string')
-    return TripletProposal(task_type, program, row["input"])
+    proposal = family(task_type).read_row({**row, "program": program})
+    return FormatError(f"line {number}: {proposal}") if isinstance(proposal, str) else proposal
 
 
 def _missing_imports(imports: list[str], program: str) -> list[str]:
@@ -76,18 +67,7 @@ def _missing_imports(imports: list[str], program: str) -> list[str]:
 
 def export_row(task: Task) -> dict[str, Any]:
     """A task as a row of the reference format, plus `task_type`, `step`, `source` (and `given`)."""
-    common = {"snippet": task.program, "imports": list(task.imports), "task_type": task.task_type.value}
-    if isinstance(task, TripletTask):
-        return {**common, "input": task.input, "output": task.output, "step": task.step, "source": task.source}
-    return {
-        **common,
-        "inputs": list(task.inputs),
-        "outputs": list(task.outputs),
-        "message": task.message,
-        "given": list(task.given),
-        "step": task.step,
-        "source": task.source,
-    }
+    return family(task.task_type).export_row(task)
 
 
 def source_name(path: str | Path) -> str:

@@ -1,23 +1,24 @@
 """The task store: the three task buffers of a run, in one SQLite database (AZR.md section 6).
 
-One table, `tasks`, with a `task_type` column, and one view per task type for reading by hand:
+One table, `tasks`: the columns every family shares, and the task itself as JSON (its family's
+record, azr.tasks.family). One view per family shows the record's fields as columns, for reading
+by hand:
 
     sqlite3 runs/demo/tasks.db "SELECT id, step, program, input, output FROM deduction LIMIT 5"
 
 | column | meaning |
 |---|---|
 | id | insertion order |
-| task_type | deduction, abduction or induction |
-| program | Python source defining `f` (with its imports) |
-| input, output | deduction/abduction: canonical argument list and canonical output |
-| inputs, outputs | induction: JSON lists of canonical argument lists and outputs |
-| message | induction: the proposer's description, shown to the solver |
-| given | induction: JSON list of the indices of the pairs shown to the solver |
-| imports | JSON list of the program's top-level import statements |
+| task_type | the family: deduction, abduction, induction, math... |
 | step | training step at which the task was added (0: before training) |
 | source | identity, proposed, seed:<file>... |
-| key | dedup hash: AST-normalised program + canonical input(s); unique per type among live tasks |
+| key | dedup hash (the family's: AST-normalised program + canonical input(s)); unique per type among live tasks |
 | evicted_at | NULL while the task is in its buffer; else the step at which the cap evicted it |
+| record | the task as JSON: `program`, `input`, `output`, `inputs`, `message`... as its family writes it |
+
+A store of schema 1 (azr 0.2: a column per field of the three paper families) is migrated on
+first opening for writing, in one transaction, keeping every task, its id and its eviction mark;
+read-only it is read through a view of the new shape, and not changed.
 
 A task whose dedup key or row cannot be computed (a bug of ours, azr.tasks.guard) is not stored and
 does not stop the others: its key and row are computed, guarded, before the transaction.
@@ -41,45 +42,39 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from azr.tasks.guard import guarded
-from azr.tasks.programs import dedup_key
 from azr.rundir import SQLITE_REFUSALS, WriteRefused
-from azr.tasks import InductionTask, InternalError, Stage, Task, TaskType, TripletTask
+from azr.tasks import InternalError, Stage, Task, _name
+from azr.tasks.guard import guarded
+from azr.tasks.registry import REGISTRY, family
 
 log = logging.getLogger("azr.tasks.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
     id INTEGER PRIMARY KEY,
-    task_type TEXT NOT NULL CHECK (task_type IN ('deduction', 'abduction', 'induction')),
-    program TEXT NOT NULL,
-    input TEXT,
-    output TEXT,
-    inputs TEXT,
-    outputs TEXT,
-    message TEXT,
-    given TEXT,
-    imports TEXT NOT NULL DEFAULT '[]',
+    task_type TEXT NOT NULL,
     step INTEGER NOT NULL,
     source TEXT NOT NULL,
     key TEXT NOT NULL,
     evicted_at INTEGER,
-    added_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    added_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    record TEXT NOT NULL CHECK (json_valid(record))
 );
 CREATE UNIQUE INDEX IF NOT EXISTS live_tasks_by_key ON tasks (task_type, key) WHERE evicted_at IS NULL;
-CREATE INDEX IF NOT EXISTS tasks_by_type_step ON tasks (task_type, step, id);
-CREATE VIEW IF NOT EXISTS deduction AS SELECT id, step, source, program, input, output
-    FROM tasks WHERE task_type = 'deduction' AND evicted_at IS NULL;
-CREATE VIEW IF NOT EXISTS abduction AS SELECT id, step, source, program, input, output
-    FROM tasks WHERE task_type = 'abduction' AND evicted_at IS NULL;
-CREATE VIEW IF NOT EXISTS induction AS SELECT id, step, source, program, message, inputs, outputs, given
-    FROM tasks WHERE task_type = 'induction' AND evicted_at IS NULL
+CREATE INDEX IF NOT EXISTS tasks_by_type_step ON tasks (task_type, step, id)
 """
 
-_COLUMNS = "id, task_type, program, input, output, inputs, outputs, message, given, imports, step, source"
+_V1_AS_V2 = """SELECT id, task_type, step, source, key, evicted_at, added_at,
+    CASE task_type WHEN 'induction' THEN json_object('program', program, 'inputs', json(inputs),
+        'outputs', json(outputs), 'message', message, 'given', json(given), 'imports', json(imports))
+    ELSE json_object('program', program, 'input', input, 'output', output, 'imports', json(imports)) END AS record
+    FROM main.tasks"""
+"""Schema 1's rows in schema 2's shape (the records as the paper families write them)."""
+
+_COLUMNS = "id, task_type, step, source, record"
 _LIVE = "evicted_at IS NULL"
 _SQLITE_INTEGERS = 2**63
 """SQLite's integers are 64-bit: an id past them names no task."""
@@ -101,22 +96,49 @@ class TaskStore:
         never blocks or disturbs a trainer writing the store."""
         try:
             self._db = connect_readonly(self.path) if readonly else self._create()
-            version = int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            version = self._version()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema {version}; this azr reads up to {SCHEMA_VERSION}: upgrade azr"
+                )
+            if version == 1 and readonly:  # temp objects come first in name lookup: reads see schema 2
+                self._db.execute(f"CREATE TEMP VIEW tasks AS {_V1_AS_V2}")
         except (sqlite3.DatabaseError, ValueError, TypeError) as error:
             raise StoreError(f"{self.path} is not a usable task store: {error}") from None
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema {version}; this azr reads up to {SCHEMA_VERSION}: upgrade azr")
+
+    def _version(self) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
 
     def _create(self) -> sqlite3.Connection:
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         with self._transaction():  # two processes creating one store at once: one does it
-            for statement in _SCHEMA.split(";"):
-                self._db.execute(statement)
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+            if self._version() == 1:
+                self._migrate()
+            if self._version() == SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    self._db.execute(statement)
+                for name in REGISTRY:
+                    self._db.execute(_view(name))
         return self._db
+
+    def _migrate(self) -> None:
+        """Schema 1 to 2, inside the caller's transaction: every task kept, with its id and marks."""
+        log.warning("%s: migrating the task store from schema 1 to 2 (one JSON record per task)", self.path)
+        for name in ("deduction", "abduction", "induction"):
+            self._db.execute(f"DROP VIEW IF EXISTS {name}")
+        self._db.execute("DROP INDEX IF EXISTS live_tasks_by_key")
+        self._db.execute("DROP INDEX IF EXISTS tasks_by_type_step")
+        self._db.execute("ALTER TABLE tasks RENAME TO tasks_v1")
+        self._db.execute(_SCHEMA.split(";")[1])
+        columns = "id, task_type, step, source, key, evicted_at, added_at, record"
+        self._db.execute(f"INSERT INTO tasks ({columns}) {_V1_AS_V2.replace('main.tasks', 'tasks_v1')}")
+        self._db.execute("DROP TABLE tasks_v1")
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     @property
     def identity(self) -> str | None:
@@ -157,8 +179,7 @@ class TaskStore:
                     outcomes.append(row)
                     continue
                 cursor = self._db.execute(
-                    f"INSERT INTO tasks ({_COLUMNS.removeprefix('id, ')}, key) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    f"INSERT INTO tasks ({_COLUMNS.removeprefix('id, ')}, key) VALUES (?, ?, ?, ?, ?) "
                     f"ON CONFLICT (task_type, key) WHERE {_LIVE} DO NOTHING",
                     row,
                 )
@@ -169,13 +190,13 @@ class TaskStore:
                     self._evict(task_type, step)
         return outcomes
 
-    def _evict(self, task_type: TaskType, step: int) -> None:
+    def _evict(self, task_type: str, step: int) -> None:
         excess = self.count(task_type) - self.max_tasks  # type: ignore[operator]
         if excess > 0:
             self._db.execute(
                 "UPDATE tasks SET evicted_at = ? WHERE id IN "
                 f"(SELECT id FROM tasks WHERE task_type = ? AND {_LIVE} ORDER BY step, id LIMIT ?)",
-                (step, task_type.value, excess),
+                (step, task_type, excess),
             )
 
     def commit_step(self, step: int) -> None:
@@ -216,21 +237,32 @@ class TaskStore:
             found = [str(error)]
         return None if found == ["ok"] else " ".join(" ".join(found).split())[:200]
 
+    def stats(self) -> dict[str, tuple]:
+        """Per task type: live tasks, how many the proposer wrote, their distinct programs, their
+        mean program length, and tasks evicted by the cap (for reports)."""
+        program = "json_extract(record, '$.program')"
+        query = (
+            f"SELECT task_type, SUM({_LIVE}), SUM({_LIVE} AND source = 'proposed'),"
+            f" COUNT(DISTINCT CASE WHEN {_LIVE} THEN {program} END),"
+            f" AVG(CASE WHEN {_LIVE} THEN LENGTH({program}) END), SUM(evicted_at IS NOT NULL) FROM tasks GROUP BY 1"
+        )
+        return {row[0]: row[1:] for row in self._db.execute(query)}
+
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    def count(self, task_type: TaskType | None = None) -> int:
+    def count(self, task_type: str | None = None) -> int:
         """Tasks in the buffers (evicted ones not counted)."""
         where, params = _where(task_type, None)
         return self._db.execute(f"SELECT COUNT(*) FROM tasks {where}", params).fetchone()[0]
 
-    def tasks(self, task_type: TaskType | None = None, max_step: int | None = None) -> list[Task]:
+    def tasks(self, task_type: str | None = None, max_step: int | None = None) -> list[Task]:
         """A buffer (or all three) in insertion order; with `max_step`, as it was at that step."""
         return [task for _, task in self.rows(task_type, max_step)]
 
     def rows(
-        self, task_type: TaskType | None = None, max_step: int | None = None, limit: int | None = None
+        self, task_type: str | None = None, max_step: int | None = None, limit: int | None = None
     ) -> list[tuple[int, Task]]:
         """(id, task) pairs, as `tasks`; at most `limit` (one past SQLite's integers is no limit)."""
         where, params = _where(task_type, max_step)
@@ -247,24 +279,24 @@ class TaskStore:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return _task(row) if row else None
 
-    def references(self, task_type: TaskType, k: int, rng: random.Random) -> list[Task]:
+    def references(self, task_type: str, k: int, rng: random.Random) -> list[Task]:
         """K tasks drawn uniformly without replacement (fewer if the buffer holds fewer), for a
         proposer's prompt (paper: K = 6)."""
         with self._snapshot():
             ids = self._ids(task_type)
             return [self._get(i) for i in rng.sample(ids, min(k, len(ids)))]
 
-    def solver_batch(self, task_type: TaskType, size: int, rng: random.Random, since_step: int) -> list[Task]:
+    def solver_batch(self, task_type: str, size: int, rng: random.Random, since_step: int) -> list[Task]:
         """`size` tasks for the solver: those added at `since_step` or later first (newest first),
         the rest drawn uniformly from the older ones, and, only if the buffer holds fewer than
         `size`, repeats. Never short; raises if the buffer is empty."""
         with self._snapshot():
             ids = self._ids(task_type)
             if not ids:
-                raise StoreError(f"the {task_type.value} buffer is empty: seed the store first")
+                raise StoreError(f"the {_name(task_type)} buffer is empty: seed the store first")
             new = [row[0] for row in self._db.execute(
                 f"SELECT id FROM tasks WHERE task_type = ? AND step >= ? AND {_LIVE} ORDER BY id DESC",
-                (task_type.value, since_step),
+                (_name(task_type), since_step),
             )]  # fmt: skip
             chosen = new[:size]
             taken = set(chosen)
@@ -274,8 +306,10 @@ class TaskStore:
                 chosen.append(rng.choice(ids))
             return [self._get(i) for i in chosen]
 
-    def _ids(self, task_type: TaskType) -> list[int]:
-        rows = self._db.execute(f"SELECT id FROM tasks WHERE task_type = ? AND {_LIVE} ORDER BY id", (task_type.value,))
+    def _ids(self, task_type: str) -> list[int]:
+        rows = self._db.execute(
+            f"SELECT id FROM tasks WHERE task_type = ? AND {_LIVE} ORDER BY id", (_name(task_type),)
+        )
         return [row[0] for row in rows]
 
     def _get(self, task_id: int) -> Task:
@@ -341,11 +375,11 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
 
-def _where(task_type: TaskType | None, max_step: int | None) -> tuple[str, list]:
+def _where(task_type: str | None, max_step: int | None) -> tuple[str, list]:
     clauses, params = [], []
     if task_type is not None:
         clauses.append("task_type = ?")
-        params.append(task_type.value)
+        params.append(_name(task_type))
     if max_step is None:
         clauses.append(_LIVE)
     else:  # the buffer as it was at the end of max_step
@@ -355,37 +389,20 @@ def _where(task_type: TaskType | None, max_step: int | None) -> tuple[str, list]
 
 
 def _values(task: Task) -> tuple:
-    """What `try_add` inserts for a task: its row and its dedup key."""
-    values = (*_row(task), _key(task))
-    for value in values:
-        if isinstance(value, str):
-            value.encode("utf-8")  # sqlite3 binds text as UTF-8: a lone surrogate would raise in the transaction
-    return values
-
-
-def _key(task: Task) -> str:
-    if isinstance(task, InductionTask):
-        return dedup_key(task.program, sorted(task.inputs))
-    return dedup_key(task.program, [task.input])
-
-
-def _row(task: Task) -> tuple:
-    imports = json.dumps(list(task.imports))
-    if isinstance(task, InductionTask):
-        return (
-            task.task_type.value, task.program, None, None, json.dumps(list(task.inputs)),
-            json.dumps(list(task.outputs)), task.message, json.dumps(list(task.given)), imports,
-            task.step, task.source,
-        )  # fmt: skip
-    return (task.task_type.value, task.program, task.input, task.output, None, None, None, None, imports,
-            task.step, task.source)  # fmt: skip
+    """What `try_add` inserts for a task: its row, record and dedup key."""
+    kind = family(task.task_type)
+    record = json.dumps(kind.record(task), ensure_ascii=False)
+    record.encode("utf-8")  # sqlite3 binds text as UTF-8: a lone surrogate would raise in the transaction
+    return (kind.name, task.step, task.source, record, kind.dedup_key(task))
 
 
 def _task(row: tuple) -> Task:
-    _, task_type, program, input, output, inputs, outputs, message, given, imports, step, source = row
-    if task_type == TaskType.INDUCTION.value:
-        return InductionTask(
-            program, tuple(json.loads(inputs)), tuple(json.loads(outputs)), message,
-            tuple(json.loads(given)), tuple(json.loads(imports)), step, source,
-        )  # fmt: skip
-    return TripletTask(TaskType(task_type), program, input, output, tuple(json.loads(imports)), step, source)
+    _, task_type, step, source, record = row
+    return family(task_type).from_record(json.loads(record), step, source)
+
+
+def _view(name: str) -> str:
+    """The view of one family's live tasks, its record's fields as columns."""
+    fields = "".join(f", json_extract(record, '$.{column}') AS {column}" for column in family(name).columns)
+    return (f"CREATE VIEW IF NOT EXISTS {name} AS SELECT id, step, source{fields} FROM tasks "
+            f"WHERE task_type = '{name}' AND {_LIVE}")  # fmt: skip

@@ -6,9 +6,10 @@ program runs on it in the sandbox and returns plain data within the size limit, 
 other processes with another PYTHONHASHSEED returns the same output (set order, `hash()` and `id()`
 dependence are caught there; the reference implementation ran twice in one process).
 
-An induction proposal (inputs and a message for a program from the buffers) needs N distinct valid
-inputs on which the program is deterministic, and a non-empty message that does not repeat the
-code. Its pairs are split into given and hidden by a seeded draw.
+Each family says what its proposals must be before they run and what their outputs must be
+(azr.tasks.family): an induction proposal (inputs and a message for a program from the buffers)
+needs N distinct valid inputs and a message that does not repeat the code; a math proposal's
+program returns a number. The runs themselves are the same for every family.
 
 Everything sandboxed runs as two batches (one per hash seed), however many proposals there are.
 Each proposal's checks, the reading of its runs and the building of its task are guarded (azr.tasks.guard):
@@ -17,36 +18,16 @@ a bug of ours rejects that proposal as `internal_error`, and the others go on.
 
 from __future__ import annotations
 
-import hashlib
-import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from azr.executor import (
-    ExecRequest,
-    ExecResult,
-    ExecStatus,
-    Executor,
-    NotPlainData,
-    Policy,
-    parse_arguments,
-    parse_value,
-)
+from azr.executor import ExecRequest, ExecResult, ExecStatus, Executor, Policy
+from azr.tasks import FormatError, InternalError, Proposal, Rejection, Stage, Task, Validation
+from azr.tasks.family import Build, Rules, Runs
 from azr.tasks.guard import guarded
-from azr.tasks.programs import FilterConfig, check_program, dedup_key, leaks_program
-from azr.tasks import (
-    FormatError,
-    InductionProposal,
-    InductionTask,
-    InternalError,
-    Proposal,
-    Rejection,
-    Stage,
-    TripletProposal,
-    TripletTask,
-    Validation,
-)
+from azr.tasks.programs import FilterConfig
+from azr.tasks.registry import family
 
 _STATUS_REJECTION = {
     ExecStatus.ERROR: Rejection.ERROR,
@@ -89,12 +70,11 @@ class ValidationConfig:
 
 @dataclass(frozen=True)
 class _Pending:
-    """A proposal that passed the static checks, waiting for its sandbox runs."""
+    """A proposal that passed the checks before running, waiting for its sandbox runs."""
 
     index: int
     proposal: Proposal
-    inputs: tuple[str, ...]
-    imports: tuple[str, ...]
+    runs: Runs
     outputs: tuple[str, ...] = ()
     """The first run's outputs, once it succeeded."""
 
@@ -108,66 +88,47 @@ class Validator:
         self.seed = seed
         """Seeds the given/hidden split of induction pairs, with the step and the task."""
 
+    @property
+    def rules(self) -> Rules:
+        limits = self.executor.config
+        return Rules(self.config.filter, limits.max_input_chars, limits.max_output_chars,
+                     self.config.induction_inputs, self.config.message_leak_ngram)  # fmt: skip
+
     def validate(
         self, proposals: Sequence[Proposal | FormatError | InternalError], step: int = 0, source: str = "proposed"
     ) -> list[Validation]:
+        rules = self.rules
         results: list[Validation | None] = [None] * len(proposals)
         pending: list[_Pending] = []
         for index, proposal in enumerate(proposals):
-            checked = guarded(Stage.STATIC_CHECKS, self._static, index, proposal)
+            checked = guarded(Stage.STATIC_CHECKS, self._static, index, proposal, rules)
             if isinstance(checked, _Pending):
                 pending.append(checked)
             else:
                 results[index] = _rejected(checked)
         clocks = (1, 2) if self.config.shift_clock else (0, 0)
-        pending = self._run(pending, results, self.config.hash_seeds[0], clocks[0], first=True)
-        pending = self._run(pending, results, self.config.hash_seeds[1], clocks[1], first=False)
+        pending = self._run(pending, results, rules, self.config.hash_seeds[0], clocks[0], first=True)
+        pending = self._run(pending, results, rules, self.config.hash_seeds[1], clocks[1], first=False)
         for item in pending:
             task = guarded(Stage.BUILD_TASK, self._task, item, step, source)
             results[item.index] = _rejected(task) if isinstance(task, InternalError) else Validation(task, None)
         return results  # type: ignore[return-value]
 
-    # -- before anything runs -------------------------------------------------------------------
-
-    def _static(self, index: int, proposal: Proposal | FormatError | InternalError) -> _Pending | Validation:
+    def _static(
+        self, index: int, proposal: Proposal | FormatError | InternalError, rules: Rules
+    ) -> _Pending | Validation:
         if isinstance(proposal, InternalError):  # the template's parser raised on it
             return proposal.rejection()
         if isinstance(proposal, FormatError):
             return Validation(None, Rejection.FORMAT, proposal.reason)
-        raw_inputs = [proposal.input] if isinstance(proposal, TripletProposal) else list(proposal.inputs)
-        message = [proposal.message] if isinstance(proposal, InductionProposal) else []
-        if not all(_is_utf8(text) for text in [proposal.program, *raw_inputs, *message]):
-            return Validation(None, Rejection.FORMAT, "the text is not valid UTF-8 (a lone surrogate?)")
-        check = check_program(proposal.program, self.config.filter)
-        if not check.ok:
-            return Validation(None, check.rejection, check.detail)
-        inputs: list[str] = []
-        for text in raw_inputs:
-            try:
-                arguments = parse_arguments(text, self.executor.config.max_input_chars)
-            except NotPlainData as error:
-                return Validation(None, Rejection.INVALID_INPUT, f"{text[:100]!r}: {error}")
-            if not _is_task_data([arguments.args, arguments.kwargs]):
-                return Validation(None, Rejection.INVALID_INPUT, f"{text[:100]!r}: {_NOT_TASK_DATA}")
-            if arguments.canonical() not in inputs:
-                inputs.append(arguments.canonical())
-        if isinstance(proposal, InductionProposal):
-            wanted = self.config.induction_inputs
-            if len(inputs) < wanted:
-                return Validation(None, Rejection.TOO_FEW_INPUTS, f"{len(inputs)} distinct inputs, {wanted} needed")
-            inputs = inputs[:wanted]
-            if not proposal.message.strip():
-                return Validation(None, Rejection.EMPTY_MESSAGE)
-            if leaks_program(proposal.message, proposal.program, self.config.message_leak_ngram):
-                return Validation(None, Rejection.MESSAGE_LEAKS_PROGRAM)
-        return _Pending(index, proposal, tuple(inputs), check.imports)
-
-    # -- in the sandbox -------------------------------------------------------------------------
+        runs = family(proposal.task_type).check(proposal, rules)
+        return runs if isinstance(runs, Validation) else _Pending(index, proposal, runs)
 
     def _run(
         self,
         pending: list[_Pending],
         results: list[Validation | None],
+        rules: Rules,
         hash_seed: int,
         clock: int,
         first: bool,
@@ -175,19 +136,19 @@ class Validator:
         """Run every input of every pending proposal; keep those whose runs all succeed (and, on
         the second run, agree with the first)."""
         policy = Policy(self.config.filter.banned_modules) if self.config.policy else None
-        requests = [ExecRequest(item.proposal.program, text, policy) for item in pending for text in item.inputs]
+        requests = [ExecRequest(item.runs.program, text, policy) for item in pending for text in item.runs.inputs]
         outcomes = iter(self.executor.run_batch(requests, hash_seed=hash_seed, clock=clock))
         kept = []
         for item in pending:
-            runs = [next(outcomes) for _ in item.inputs]
-            checked = guarded(Stage.SANDBOX_RESULTS, self._check_runs, item, runs, first)
+            runs = [next(outcomes) for _ in item.runs.inputs]
+            checked = guarded(Stage.SANDBOX_RESULTS, self._check_runs, item, runs, rules, first)
             if isinstance(checked, _Pending):
                 kept.append(checked)
             else:
                 results[item.index] = _rejected(checked)
         return kept
 
-    def _check_runs(self, item: _Pending, runs: list[ExecResult], first: bool) -> _Pending | Validation:
+    def _check_runs(self, item: _Pending, runs: list[ExecResult], rules: Rules, first: bool) -> _Pending | Validation:
         """The proposal with its outputs if its runs succeeded (and, on the second run, agree with
         the first), else why not."""
         failed = next((run for run in runs if not run.ok), None)
@@ -196,71 +157,24 @@ class Validator:
             return Validation(None, _STATUS_REJECTION[failed.status], detail)
         outputs: tuple[str, ...] = tuple(run.output for run in runs)  # type: ignore[assignment]
         if first:
-            limit = self.executor.config.max_output_chars  # outputs are canonical reprs within it
-            if not all(_is_task_data(parse_value(output, max_chars=limit)) for output in outputs):
-                return Validation(None, Rejection.INVALID_OUTPUT, _NOT_TASK_DATA)
-            return replace(item, outputs=outputs)
+            rejected = family(item.proposal.task_type).check_outputs(item.proposal, outputs, rules)
+            return rejected if rejected is not None else replace(item, outputs=outputs)
         if outputs != item.outputs:
             changed = next(i for i, output in enumerate(outputs) if output != item.outputs[i])
             return Validation(
                 None,
                 Rejection.NONDETERMINISTIC,
-                f"input {item.inputs[changed]}: {item.outputs[changed]} then {outputs[changed]}",
+                f"input {item.runs.inputs[changed]}: {item.outputs[changed]} then {outputs[changed]}",
             )
         return item
 
-    def _task(self, item: _Pending, step: int, source: str) -> TripletTask | InductionTask:
-        proposal = item.proposal
-        if isinstance(proposal, TripletProposal):
-            return TripletTask(
-                proposal.task_type, proposal.program, item.inputs[0], item.outputs[0], item.imports, step, source
-            )
-        return InductionTask(
-            proposal.program,
-            item.inputs,
-            item.outputs,
-            proposal.message.strip(),
-            self.split(proposal.program, item.inputs, step),
-            item.imports,
-            step,
-            source,
-        )
-
-    def split(self, program: str, inputs: Sequence[str], step: int) -> tuple[int, ...]:
-        """Indices of the given pairs: half of them, drawn reproducibly from (seed, step, task)."""
-        digest = hashlib.sha256(f"{self.seed}:{step}:{dedup_key(program, list(inputs))}".encode()).digest()
-        rng = random.Random(int.from_bytes(digest[:8], "big"))
-        return tuple(sorted(rng.sample(range(len(inputs)), len(inputs) // 2)))
+    def _task(self, item: _Pending, step: int, source: str) -> Task:
+        build = Build(step, source, self.seed, item.outputs)
+        return family(item.proposal.task_type).task(item.proposal, item.runs, build)
 
 
 def _rejected(outcome: Validation | InternalError) -> Validation:
     return outcome.rejection() if isinstance(outcome, InternalError) else outcome
-
-
-_NOT_TASK_DATA = "complex numbers and Ellipsis are plain data, but not task data (AZR.md section 3)"
-
-
-def _is_task_data(value: object) -> bool:
-    """Plain data without complex numbers or Ellipsis: what AZR tasks are made of."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if type(item) is complex or item is Ellipsis:
-            return False
-        if type(item) in (list, tuple, set, frozenset):
-            pending.extend(item)  # type: ignore[arg-type]
-        elif type(item) is dict:
-            pending.extend(item.keys())  # type: ignore[union-attr]
-            pending.extend(item.values())  # type: ignore[union-attr]
-    return True
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def rejection_counts(validations: Sequence[Validation]) -> dict[str, int]:

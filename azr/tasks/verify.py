@@ -1,10 +1,14 @@
 """Verify answers: is a solver's answer correct (AZR paper section 3.3.4; AZR.md section 2)?
 
+Each family judges its answers (azr.tasks.family), at once or by sandbox runs whose outputs are
+compared here:
+
 - deduction: the answer is a literal whose value equals the task's output;
 - abduction: the program, run on the answer (an argument list), returns the task's output; any such
   input counts;
 - induction: the answer is a program that passes the static filter and returns every hidden
-  pair's output on its input.
+  pair's output on its input;
+- math: math-verify, in a sandbox of its own, finds the answer equal to the program's.
 
 Answers are parsed as literals, never evaluated, and never spliced into code (the reference
 implementation `eval`'d `f(<answer>)`, so the answer `x) or (1` scored). Expected outputs never
@@ -25,32 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from azr.executor import (
-    ExecRequest,
-    ExecResult,
-    ExecStatus,
-    Executor,
-    NotPlainData,
-    Policy,
-    canonical,
-    parse_arguments,
-    parse_value,
-)
+from azr.executor import ExecRequest, ExecResult, ExecStatus, Executor, Policy, parse_value
+from azr.tasks import Answer, FormatError, InternalError, Mistake, Stage, Task, Verdict
+from azr.tasks.family import Check, Rules
 from azr.tasks.guard import guarded
-from azr.tasks.programs import FilterConfig, check_program
-from azr.tasks import (
-    Answer,
-    FormatError,
-    InductionTask,
-    InternalError,
-    Mistake,
-    Rejection,
-    Stage,
-    Task,
-    TaskType,
-    TripletTask,
-    Verdict,
-)
+from azr.tasks.programs import FilterConfig
+from azr.tasks.registry import family
 
 
 class Equality(str, Enum):
@@ -58,9 +42,9 @@ class Equality(str, Enum):
     PYTHON = "python"
 
 
-def outputs_equal(answer: str, expected: str, equality: Equality = Equality.STRICT) -> bool:
+def outputs_equal(answer: str, expected: str, equality: Equality | str = Equality.STRICT) -> bool:
     """Whether two canonical reprs are equal under `equality`."""
-    if equality is Equality.STRICT:
+    if Equality(equality) is Equality.STRICT:
         return answer == expected
     return parse_value(answer, max_chars=None) == parse_value(expected, max_chars=None)  # canonical reprs, both
 
@@ -77,10 +61,12 @@ _STATUS_MISTAKE = {
 
 @dataclass(frozen=True)
 class _Check:
-    """An answer waiting for sandbox runs: each (program, input) must return its expected output."""
+    """An answer waiting for sandbox runs (its family's Check), and the sandbox they go to."""
 
     index: int
-    runs: tuple[tuple[str, str, str], ...]
+    check: Check
+    sandbox: str
+    """The family whose own sandbox runs them (Family.sandbox), or "" for the run's executor."""
 
 
 class Verifier:
@@ -107,71 +93,78 @@ class Verifier:
         self.policy = Policy(self.filter.banned_modules) if policy else None
         """The run-time policy the runs are under (azr.executor.policy), as in validation: a solver's
         program for an induction task reaching for the clock is `banned`, not lucky."""
+        self._sandboxes: dict[str, Executor] = {}
+        """Families' own sandboxes (math's, which can import math-verify), started when first needed."""
+
+    @property
+    def rules(self) -> Rules:
+        limits = self.executor.config
+        return Rules(self.filter, limits.max_input_chars, limits.max_output_chars, equality=self.equality.value)
 
     def verify(self, items: Sequence[tuple[Task, Answer | FormatError | InternalError]]) -> list[Verdict]:
+        rules = self.rules
         verdicts: list[Verdict | None] = [None] * len(items)
         checks: list[_Check] = []
         for index, (task, answer) in enumerate(items):
-            prepared = guarded(Stage.PREPARE_ANSWER, self._prepare, index, task, answer)
+            prepared = guarded(Stage.PREPARE_ANSWER, self._prepare, index, task, answer, rules)
             if isinstance(prepared, _Check):
                 checks.append(prepared)
             else:
                 verdicts[index] = _judged(prepared)
-        # Each distinct (program, input) runs once: N_mc samples of one answer are often identical.
-        unique = list(dict.fromkeys((program, input) for check in checks for program, input, _ in check.runs))
-        results = self.executor.run_batch(
-            [ExecRequest(program, input, self.policy) for program, input in unique],
-            hash_seed=self.hash_seed,
-            clock=self.clock,
-        )
-        ran = dict(zip(unique, results, strict=True))
+        ran: dict[tuple[str, str, str, bool], ExecResult] = {}
+        for sandbox in dict.fromkeys(check.sandbox for check in checks):
+            # Each distinct run goes once: N_mc samples of one answer are often identical.
+            unique = list(dict.fromkeys(
+                (sandbox, program, input, check.check.policy)
+                for check in checks if check.sandbox == sandbox for program, input, _ in check.check.runs
+            ))  # fmt: skip
+            requests = [
+                ExecRequest(program, input, self.policy if policy else None) for _, program, input, policy in unique
+            ]
+            results = self._executor(sandbox).run_batch(requests, hash_seed=self.hash_seed, clock=self.clock)
+            ran.update(zip(unique, results, strict=True))
         for check in checks:
             verdicts[check.index] = _judged(guarded(Stage.COMPARE, self._compare, check, ran))
         return verdicts  # type: ignore[return-value]
 
-    def _compare(self, check: _Check, ran: dict[tuple[str, str], ExecResult]) -> Verdict:
+    def _executor(self, sandbox: str) -> Executor:
+        if not sandbox:
+            return self.executor
+        if sandbox not in self._sandboxes:
+            config = family(sandbox).sandbox(self.executor.config)
+            self._sandboxes[sandbox] = Executor(config).__enter__()
+        return self._sandboxes[sandbox]
+
+    def close(self) -> None:
+        """Stop the families' own sandboxes (the run's executor is its owner's to close)."""
+        for executor in self._sandboxes.values():
+            executor.__exit__(None, None, None)
+        self._sandboxes.clear()
+
+    def _compare(self, check: _Check, ran: dict[tuple[str, str, str, bool], ExecResult]) -> Verdict:
         """Correct iff every run returned its expected output."""
-        for program, input, expected in check.runs:
-            result = ran[program, input]
+        for program, input, expected in check.check.runs:
+            result = ran[check.sandbox, program, input, check.check.policy]
             if not result.ok:
                 return Verdict(False, _STATUS_MISTAKE[result.status], result.error)
             if not outputs_equal(result.output, expected, self.equality):  # type: ignore[arg-type]
-                return Verdict(False, Mistake.WRONG, f"on {input} returned {result.output}")
+                return Verdict(False, Mistake.WRONG, f"on {input[:200]} returned {result.output[:200]}")  # type: ignore[index]
         return Verdict(True)
 
-    def _prepare(self, index: int, task: Task, answer: Answer | FormatError | InternalError) -> Verdict | _Check:
+    def _prepare(
+        self, index: int, task: Task, answer: Answer | FormatError | InternalError, rules: Rules
+    ) -> Verdict | _Check:
         """The verdict, when no run is needed (a malformed answer, any deduction answer), else the
         runs that decide it."""
         if isinstance(answer, InternalError):  # the template's parser raised on it
             return answer.mistake()
         if isinstance(answer, FormatError):
             return Verdict(False, Mistake.FORMAT, answer.reason)
-        limit = self.executor.config.max_input_chars
-        if isinstance(task, InductionTask):
-            check = check_program(answer.text, self.filter)
-            if not check.ok:
-                mistake = Mistake.BANNED if check.rejection is Rejection.BANNED else Mistake.ERROR
-                return Verdict(False, mistake, f"{check.rejection.value}: {check.detail}")  # type: ignore[union-attr]
-            if not task.hidden_pairs:  # nothing to check would make every program correct
-                return Verdict(False, Mistake.WRONG, "the task has no hidden pairs to check the program on")
-            return _Check(index, tuple((answer.text, i, o) for i, o in task.hidden_pairs))
-        assert isinstance(task, TripletTask)
-        if task.task_type is TaskType.DEDUCTION:
-            try:
-                if len(answer.text) > limit:
-                    raise NotPlainData(f"answer is longer than {limit} characters")
-                value = parse_value(answer.text.strip(), max_chars=limit)
-                value = canonical(value, self.executor.config.max_output_chars)
-            except NotPlainData as error:
-                return Verdict(False, Mistake.NOT_A_LITERAL, str(error))
-            if outputs_equal(value, task.output, self.equality):
-                return Verdict(True)
-            return Verdict(False, Mistake.WRONG, f"expected {task.output[:200]}, got {value[:200]}")
-        try:
-            arguments = parse_arguments(answer.text, limit).canonical()
-        except NotPlainData as error:
-            return Verdict(False, Mistake.NOT_A_LITERAL, str(error))
-        return _Check(index, ((task.program, arguments, task.output),))
+        kind = family(task.task_type)
+        judged = kind.judge(task, answer, rules)
+        if isinstance(judged, Verdict):
+            return judged
+        return _Check(index, judged, kind.name if kind.sandbox(self.executor.config) is not None else "")
 
 
 def _judged(outcome: Verdict | InternalError) -> Verdict:

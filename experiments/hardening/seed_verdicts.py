@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 
 from azr.executor import Executor, ExecutorConfig
-from azr.tasks.seeds import read_rows
 from azr.tasks import TaskType
+from azr.tasks.seeds import read_rows
 from azr.tasks.validate import ValidationConfig, Validator
 
 FILES = {"7b_coder_seed_io.jsonl": TaskType.DEDUCTION, "7b_coder_code_f_seed_io.jsonl": TaskType.INDUCTION}
