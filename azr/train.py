@@ -40,8 +40,8 @@ from azr.propose import propose
 from azr.rundir import Manifest, RunDirError, WriteRefused
 from azr.runlog import RunLog, read_metrics
 from azr.selfplay import SelfPlay, selfplay_step, stage_seed
-from azr.tasks.seeds import identity_proposals, read_rows
 from azr.tasks.registry import family
+from azr.tasks.seeds import identity_proposals, read_rows
 from azr.tasks.store import StoreError, TaskStore
 from azr.tasks.validate import ValidationConfig, Validator, rejection_counts
 from azr.tasks.verify import Verifier
