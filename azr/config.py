@@ -27,10 +27,10 @@ import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from azr.advantages import STATS
 from azr.executor.config import ISOLATIONS, ExecutorConfig
 from azr.prompts import TEMPLATES
-from azr.reward import SHAPINGS
+from azr.selfplay.advantages import STATS
+from azr.selfplay.reward import SHAPINGS
 from azr.tasks.registry import PAPER, REGISTRY
 from azr.userfiles import UserFileError, decode, one_line, plain_yaml, read_bytes, yaml_problem
 

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 from azr.config import load
-from azr.plots import curves
-from azr.report import TYPES, first_last
-from azr.runlog import read_metrics
-from azr.train import train
+from azr.report.plots import curves
+from azr.report.summary import TYPES, first_last
+from azr.run.runlog import read_metrics
+from azr.run.train import train
 
 RUNS = {
     "default": [],

@@ -9,7 +9,7 @@ import time
 import torch
 from safetensors.torch import load_file
 
-from azr.runlog import read_metrics
+from azr.run.runlog import read_metrics
 
 FAST = [  # the tiny random model, at the sizes these tests were written for
     "model.path=tiny-random",

@@ -118,8 +118,8 @@ def test_the_embedded_model_loads_through_from_pretrained():
 
     assert model_path() is not None, "azr/base/model is missing: the package must ship the embedded model"
     from azr.config import Config
-    from azr.generation import Sampling, TransformersGenerator
-    from azr.policy import Policy
+    from azr.engine.generation import Sampling, TransformersGenerator
+    from azr.engine.policy import Policy
 
     config = Config()
     config.model.path, config.model.device = "embedded", "cpu"

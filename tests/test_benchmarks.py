@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from azr import evaluate
-from azr.benchmarks import Benchmark, BenchmarkError, MathProblem, code, human_eval_data, load, maths, read_file
+from azr.eval import harness as evaluate
+from azr.eval.benchmarks import Benchmark, BenchmarkError, MathProblem, code, human_eval_data, load, maths, read_file
 from azr.tasks import FormatError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"

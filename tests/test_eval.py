@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import SHARED
 
-from azr.benchmarks import human_eval_data
 from azr.cli import main
+from azr.eval.benchmarks import human_eval_data
 
 CRUXEVAL = SHARED / "data" / "cruxeval"
 needs_cruxeval = pytest.mark.skipif(not CRUXEVAL.exists(), reason=f"CRUXEval data not found at {CRUXEVAL}")

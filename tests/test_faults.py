@@ -17,9 +17,9 @@ import time
 import pytest
 from runs import assert_same_run, azr_train, seeded, training
 
-from azr import checkpoint
-from azr.rundir import MANIFEST, read_manifest
-from azr.runlog import read_metrics
+from azr.engine import checkpoint
+from azr.run.rundir import MANIFEST, read_manifest
+from azr.run.runlog import read_metrics
 from azr.tasks.store import TaskStore
 
 STEPS = 6

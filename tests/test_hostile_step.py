@@ -15,17 +15,17 @@ from dataclasses import dataclass
 
 import pytest
 
-import azr.selfplay
+import azr.selfplay.step
 import azr.tasks.induction
 import azr.tasks.programs
 import azr.tasks.verify
 from azr.config import Config
-from azr.generation import Completion
+from azr.engine.generation import Completion
 from azr.prompts import get_template
 from azr.prompts.compact import CompactTemplate
-from azr.report import summary
-from azr.runlog import RunLog, read_metrics
-from azr.selfplay import SelfPlay, StepResult, selfplay_step
+from azr.report.summary import summary
+from azr.run.runlog import RunLog, read_metrics
+from azr.selfplay.step import SelfPlay, StepResult, selfplay_step
 from azr.tasks import Role, Stage, TaskType, TripletTask
 from azr.tasks.seeds import identity_proposals
 from azr.tasks.store import TaskStore
@@ -343,7 +343,7 @@ INJECTIONS = {  # stage: (object, attribute, which call raises, the sample that 
                            ("solve", "deduction")),
     Stage.COMPARE: (azr.tasks.verify, "outputs_equal", lambda answer, expected, *_: answer == "'Hello world'",
                     ("solve", "abduction")),
-    Stage.METRICS: (azr.selfplay, "normalized", lambda source: source == PLUS_ONE, ("propose", "deduction")),
+    Stage.METRICS: (azr.selfplay.step, "normalized", lambda source: source == PLUS_ONE, ("propose", "deduction")),
 }  # fmt: skip
 
 
@@ -360,7 +360,7 @@ def test_an_injected_bug_costs_only_its_sample(tmp_path, sandbox, monkeypatch, c
     assert baseline.internal_errors == [] and baseline.metrics["errors/internal"] == 0
     monkeypatch.setattr(owner, name, raising(getattr(owner, name), hit))
     play = make_play(tmp_path, sandbox, "compact", ScriptedGenerator(), batch_size=2, n_mc=3)
-    with caplog.at_level(logging.ERROR, logger="azr.selfplay"):
+    with caplog.at_level(logging.ERROR, logger="azr.selfplay.step"):
         result = selfplay_step(play, 1)
 
     # the sample that hit the bug, and no other, is an internal error, which says what and where

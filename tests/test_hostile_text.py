@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from azr.benchmarks import CodeProblem
-from azr.benchmarks.code import program_of
 from azr.cli import main
+from azr.eval.benchmarks import CodeProblem
+from azr.eval.benchmarks.code import program_of
 from azr.executor import literals
 from azr.executor.literals import (
     MAX_COLLISIONS,

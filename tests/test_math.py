@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from azr.advantages import group_advantages
-from azr.evaluate import pass_at_k
-from azr.loss import policy_loss
-from azr.reward import accuracy, learnability, shaped, solve_rate
+from azr.eval.harness import pass_at_k
+from azr.selfplay.advantages import group_advantages
+from azr.selfplay.loss import policy_loss
+from azr.selfplay.reward import accuracy, learnability, shaped, solve_rate
 
 # -- rewards ---------------------------------------------------------------------------------------
 

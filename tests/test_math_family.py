@@ -11,9 +11,9 @@ import sqlite3
 import pytest
 
 from azr.config import Config
-from azr.generation import Completion
+from azr.engine.generation import Completion
 from azr.prompts import get_template
-from azr.selfplay import SelfPlay, selfplay_step
+from azr.selfplay.step import SelfPlay, selfplay_step
 from azr.tasks import Answer, FormatError, Mistake, Rejection, Role
 from azr.tasks.math import FAMILY, MathProposal, MathRejection, MathTask, reference
 from azr.tasks.seeds import export_row, read_rows

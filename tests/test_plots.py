@@ -1,6 +1,6 @@
 """Plots of runs' metrics: a PNG per call, smoothing by hand."""
 
-from azr.plots import curves, trailing_mean
+from azr.report.plots import curves, trailing_mean
 
 
 def test_trailing_mean_by_hand():

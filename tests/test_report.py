@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import matplotlib.image
 
 from azr.cli import main
-from azr.report import TYPES, plot_groups, plot_rows, read_metrics, smoothing_window, spread, summary
+from azr.report.summary import TYPES, plot_groups, plot_rows, read_metrics, smoothing_window, spread, summary
 from azr.tasks import TaskType, TripletTask
 from azr.tasks.store import TaskStore
 

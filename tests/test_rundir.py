@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from azr import checkpoint, resume
 from azr.config import Config, ConfigError, as_dict, load, to_yaml
-from azr.rundir import (
+from azr.engine import checkpoint
+from azr.run import resume
+from azr.run.rundir import (
     MANIFEST,
     Manifest,
     RunDirError,
@@ -43,7 +44,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path):
 
 def test_a_killed_writer_leaves_no_stale_lock(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from azr.rundir import RunLock;"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from azr.run.rundir import RunLock;"
          f"lock = RunLock(Path({str(tmp_path)!r})).__enter__(); print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -405,7 +406,7 @@ def test_an_unreadable_checkpoint_is_an_error_not_damage(tmp_path):
 
 
 def test_damaged_log_lines_are_dropped_and_missing_steps_named(tmp_path, caplog):
-    from azr.runlog import RunLog
+    from azr.run.runlog import RunLog
 
     lines = [b'{"step": 1}', b"\xff\xfe", b'{"step": null}', b"[3]", b'{"step": true}', b'{"step": 3}', b'{"st']
     (tmp_path / "metrics.jsonl").write_bytes(b"\n".join(lines))
@@ -420,7 +421,7 @@ def test_tensorboards_writer_thread_prints_no_traceback_of_its_own(tmp_path, mon
     import threading
     from types import SimpleNamespace
 
-    from azr.runlog import RunLog
+    from azr.run.runlog import RunLog
 
     seen = []
     monkeypatch.setattr(threading, "excepthook", seen.append)

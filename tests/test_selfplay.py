@@ -3,9 +3,9 @@
 import pytest
 
 from azr.config import Config
-from azr.generation import Completion
+from azr.engine.generation import Completion
 from azr.prompts import get_template
-from azr.selfplay import SelfPlay, selfplay_step
+from azr.selfplay.step import SelfPlay, selfplay_step
 from azr.tasks import InductionTask, Role, TaskType, TripletTask
 from azr.tasks.seeds import identity_proposals
 from azr.tasks.store import TaskStore

@@ -12,13 +12,13 @@ from conftest import SHARED
 from runs import FAST, assert_same_run, azr_train, exported_tasks, seeded, training
 from safetensors.torch import load_file
 
-from azr import tiny
 from azr.config import Config, ConfigError, load
-from azr.generation import TransformersGenerator
-from azr.policy import Policy
-from azr.runlog import read_metrics
+from azr.engine import tiny
+from azr.engine.generation import TransformersGenerator
+from azr.engine.policy import Policy
+from azr.run.runlog import read_metrics
+from azr.selfplay.update import Sample, Updater
 from azr.tasks import Role, TaskType
-from azr.update import Sample, Updater
 
 
 def test_two_steps_from_the_cli(tmp_path):
@@ -234,8 +234,8 @@ def test_learnability_rollouts_are_sampled_not_greedy(policy, sandbox):
     """The N_mc rollouts of stage 3 must differ (the authors' newer code sampled them greedily by
     accident, which collapses every solve rate to 0 or 1): through the step's own `solve`."""
     from azr.prompts import get_template
-    from azr.selfplay import SelfPlay
-    from azr.solve import solve
+    from azr.selfplay.solve import solve
+    from azr.selfplay.step import SelfPlay
     from azr.tasks import TripletTask
     from azr.tasks.verify import Verifier
 

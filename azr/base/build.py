@@ -213,11 +213,11 @@ def pretrain(
 def score(model_dir: Path, heldout: TaskSet, train: TaskSet, config: BuildConfig) -> dict[str, Any]:
     """Greedy pass@1 per task type on the held-out tasks, and how often proposals are valid."""
     from azr.config import Config
-    from azr.evaluate import evaluate
-    from azr.generation import Sampling, TransformersGenerator
-    from azr.policy import Policy
+    from azr.engine.generation import Sampling, TransformersGenerator
+    from azr.engine.policy import Policy
+    from azr.eval.harness import evaluate
     from azr.prompts import get_template
-    from azr.propose import propose
+    from azr.selfplay.propose import propose
     from azr.tasks.store import TaskStore
     from azr.tasks.validate import ValidationConfig, Validator, rejection_counts
     from azr.tasks.verify import Verifier

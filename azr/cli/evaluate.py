@@ -13,7 +13,7 @@ from azr.cli import UsageError, add_command, add_executor_options, executor_from
 
 
 def register(commands: Any) -> None:
-    from azr.benchmarks import SPECS
+    from azr.eval.benchmarks import SPECS
 
     names = "\n".join(f"  {spec.name:<15} {spec.about}" for spec in SPECS.values())
     command = add_command(
@@ -54,8 +54,8 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from azr.benchmarks import BenchmarkError, load, parse_benchmarks
-    from azr.evaluate import judge, write_result
+    from azr.eval.benchmarks import BenchmarkError, load, parse_benchmarks
+    from azr.eval.harness import judge, write_result
     from azr.executor import ExecutorError
     from azr.tasks.verify import Verifier
 
@@ -138,8 +138,8 @@ class _Model:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from azr.config import Config
-        from azr.generation import TransformersGenerator
-        from azr.policy import Policy, PolicyError
+        from azr.engine.generation import TransformersGenerator
+        from azr.engine.policy import Policy, PolicyError
         from azr.prompts import get_template
 
         config = Config()
@@ -167,8 +167,8 @@ class _Model:
         return self.args.max_new_tokens or (128 if kind == "reasoning" else 512)
 
     def complete(self, benchmark: Any) -> list[list[str]]:
-        from azr.evaluate import generate
-        from azr.generation import Sampling
+        from azr.engine.generation import Sampling
+        from azr.eval.harness import generate
 
         args = self.args
         sampling = Sampling(args.temperature, 1.0, self.max_new_tokens(benchmark.kind))

@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from azr.report import read_metrics, summary, write_report
+    from azr.report.summary import read_metrics, summary, write_report
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():

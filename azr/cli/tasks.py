@@ -102,7 +102,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     """Validate and add tasks to a run's store, as its one writer, before it trains."""
-    from azr.rundir import MANIFEST, RunDirError, RunLock
+    from azr.run.rundir import MANIFEST, RunDirError, RunLock
     from azr.tasks.seeds import identity_proposals, read_rows, source_name
     from azr.tasks.store import StoreError, TaskStore
 

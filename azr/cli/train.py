@@ -65,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from azr.engine.policy import PolicyError
     from azr.executor import ExecutorError
-    from azr.policy import PolicyError
-    from azr.rundir import RunDirError
+    from azr.run.rundir import RunDirError
+    from azr.run.train import train
     from azr.tasks.store import StoreError
-    from azr.train import train
 
     console = Console(stderr=True)
     try:

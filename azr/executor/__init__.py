@@ -126,7 +126,7 @@ benchmarks; it is not a reward to train a policy against.
 `python_paths` (ExecutorConfig) lets programs import from extra directories, mounted read-only
 (layer 4 shows nothing else of the host) and appended to sys.path; empty by default, and self-play
 never sets it. The math scorer uses it to run math-verify, which parses with sympy's `eval`, inside
-the sandbox, with only site-packages directories (azr.benchmarks.maths.scorer_paths).
+the sandbox, with only site-packages directories (azr.eval.benchmarks.maths.scorer_paths).
 
 Isolation `none` keeps every layer but 4. It is allowed only as root, where the children drop to
 nobody and, with layer 3, see every mount read-only and no /proc; they can still read

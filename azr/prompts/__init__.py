@@ -86,7 +86,7 @@ class Template(ABC):
         `apply_chat_template`, for instruct models; None for base models."""
         return prompt
 
-    # -- benchmarks outside self-play (azr.benchmarks): code to write, math to solve ------------
+    # -- benchmarks outside self-play (azr.eval.benchmarks): code to write, math to solve ------------
     # By default completion style, as base models are evaluated on HumanEval (Chen et al. 2021): the
     # model continues the code, or the text after "Solution:". Templates with instructions override.
 

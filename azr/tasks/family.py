@@ -11,7 +11,7 @@ says:
 - how an answer is judged: at once, or by sandbox runs whose outputs are compared (`judge`);
 - the task's round trip to the store's JSON record, to seed-file rows and to `azr verify` lines.
 
-The stages (azr.tasks.validate, azr.tasks.verify, azr.propose, azr.solve) batch the sandbox runs
+The stages (azr.tasks.validate, azr.tasks.verify, azr.selfplay.propose, azr.selfplay.solve) batch the sandbox runs
 of every family together and never look at a task's type.
 
 A new family is one module that defines a `TaskFamily` subclass and a module-level `FAMILY`, plus

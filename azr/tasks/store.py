@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from azr.rundir import SQLITE_REFUSALS, WriteRefused
+from azr.run.rundir import SQLITE_REFUSALS, WriteRefused
 from azr.tasks import InternalError, Stage, Task, _name
 from azr.tasks.guard import guarded
 from azr.tasks.registry import REGISTRY, family

@@ -2,7 +2,7 @@
 
     python experiments/hardening/layer_costs.py [--rounds 3] [--programs 256]
 
-Validates the generated programs of benchmarks/executor_throughput.py four ways, in alternating
+Validates the generated programs of perf/executor_throughput.py four ways, in alternating
 rounds: without the run-time policy and the clock offset, with either, with both (what training
 uses). Prints proposals validated per second, each round and the median.
 """
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "perf"))
 
 from executor_throughput import generated_programs
 

@@ -1,6 +1,6 @@
 """Evaluating a model, or someone else's completions, on a benchmark: pass@k and per-task verdicts.
 
-Three steps, whatever the benchmark (azr.benchmarks):
+Three steps, whatever the benchmark (azr.eval.benchmarks):
 
 1. **generate**: `samples` completions per problem through the project's generator, with the same
    template as training (the solver's prompt for deduction, abduction and induction; the
@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from azr.benchmarks import Benchmark, CodeProblem, MathProblem, ReasoningProblem
-from azr.generation import Generator, Sampling
+from azr.engine.generation import Generator, Sampling
+from azr.eval.benchmarks import Benchmark, CodeProblem, MathProblem, ReasoningProblem
 from azr.prompts import Template
 from azr.tasks import Answer, FormatError, Stage, Task, TaskType, Verdict
 from azr.tasks.guard import guarded
@@ -99,7 +99,7 @@ def _parse(template: Template | None, problem: Any, text: str) -> Any:
     if isinstance(problem, CodeProblem):
         if template is not None:
             return template.parse_code(problem.prompt, text, problem.stdin)
-        from azr.benchmarks.code import program_of
+        from azr.eval.benchmarks.code import program_of
 
         return program_of(problem, text)
     return template.parse_math(text) if template is not None else text
@@ -111,11 +111,11 @@ def _parse(template: Template | None, problem: Any, text: str) -> Any:
 def score(benchmark: Benchmark, answers: Sequence[Sequence[Any]], verifier: Verifier) -> list[list[Verdict]]:
     """The verdict on each answer, judged in the sandbox of `verifier`."""
     if benchmark.kind == "code":
-        from azr.benchmarks import code
+        from azr.eval.benchmarks import code
 
         return code.score(verifier.executor, benchmark, answers)
     if benchmark.kind == "math":
-        from azr.benchmarks import maths
+        from azr.eval.benchmarks import maths
 
         return maths.score(verifier.executor, benchmark, answers)
     flat = [(p.task, a) for p, per_problem in zip(benchmark.problems, answers, strict=True) for a in per_problem]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from azr.benchmarks import Benchmark, BenchmarkError, ReasoningProblem
+from azr.eval.benchmarks import Benchmark, BenchmarkError, ReasoningProblem
 from azr.executor import ExecRequest, NotPlainData, parse_arguments
 from azr.tasks import TaskType, TripletTask
 from azr.tasks.seeds import read_rows

@@ -5,10 +5,10 @@ The run directory is a contract (README, "The run directory"):
     config.yaml      the resolved config          metrics.jsonl   one JSON object per step
     tasks.db         the task store (SQLite)      samples.jsonl   proposals and answers to read
     tensorboard/     event files                  checkpoints/    step-N/{model/, trainer_state.pt,
-    run.json         the manifest (azr/rundir.py)                     checksums.json}
+    run.json         the manifest (azr/run/rundir.py)                     checksums.json}
 
 Running the same command on the same directory resumes from the newest checkpoint that verifies
-(azr/resume.py checks the rerun against the manifest): the weights, optimizer and scheduler come
+(azr/run/resume.py checks the rerun against the manifest): the weights, optimizer and scheduler come
 back, the task buffers are cut back to what they were at that step, and the log lines of steps
 the crash lost are dropped, to be written again. Ctrl-C (or SIGTERM) finishes the current step,
 saves, and exits.
@@ -30,25 +30,26 @@ from typing import Any
 
 import torch
 
-from azr import checkpoint, resume, rundir
 from azr.config import Config, ConfigError, as_dict, to_yaml
+from azr.engine import checkpoint
+from azr.engine.generation import Sampling, TransformersGenerator
+from azr.engine.policy import Policy, PolicyError
 from azr.executor import Executor, ExecutorConfig, ExecutorError
-from azr.generation import Sampling, TransformersGenerator
-from azr.policy import Policy, PolicyError
 from azr.prompts import get_template
-from azr.propose import propose
-from azr.rundir import Manifest, RunDirError, WriteRefused
-from azr.runlog import RunLog, read_metrics
-from azr.selfplay import SelfPlay, selfplay_step, stage_seed
+from azr.run import resume, rundir
+from azr.run.rundir import Manifest, RunDirError, WriteRefused
+from azr.run.runlog import RunLog, read_metrics
+from azr.selfplay.propose import propose
+from azr.selfplay.step import SelfPlay, selfplay_step, stage_seed
+from azr.selfplay.update import Updater
 from azr.tasks.registry import family
 from azr.tasks.seeds import identity_proposals, read_rows
 from azr.tasks.store import StoreError, TaskStore
 from azr.tasks.validate import ValidationConfig, Validator, rejection_counts
 from azr.tasks.verify import Verifier
-from azr.update import Updater
 from azr.userfiles import UserFileError, read_text, split_lines
 
-log = logging.getLogger("azr.train")
+log = logging.getLogger("azr.run.train")
 
 
 def sizes(config: Config) -> str:
@@ -194,7 +195,7 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any) -> Outcome:
                     say(f"interrupted: saved step {step}; run the same command to resume")
                     break
     if last > 0:
-        from azr.report import summary
+        from azr.report.summary import summary
 
         say(summary(read_metrics(run_dir)))
     return Outcome(last, stop.requested)
@@ -276,7 +277,7 @@ def _eval_benches(config: Config) -> list[tuple[str, Path | None]]:
     import importlib.util
 
     from azr.base import heldout_path
-    from azr.benchmarks import SPECS, BenchmarkError, parse_benchmarks
+    from azr.eval.benchmarks import SPECS, BenchmarkError, parse_benchmarks
 
     try:
         benches = parse_benchmarks(config.eval.bench or "heldout")
@@ -309,7 +310,7 @@ class _Evaluator:
     eval/<type>/pass@1, a named benchmark as eval/<name>/<type>/pass@1."""
 
     def __init__(self, play: SelfPlay, executor: Executor, benches: list[tuple[str, Path | None]]) -> None:
-        from azr.benchmarks import BenchmarkError, load
+        from azr.eval.benchmarks import BenchmarkError, load
 
         config = play.config.eval
         types = list(config.task_types)
@@ -328,7 +329,7 @@ class _Evaluator:
         self.sampling = Sampling(0.0, 1.0, config.max_new_tokens, play.template.stop)
 
     def __call__(self) -> dict[str, float]:
-        from azr.evaluate import generate, judge
+        from azr.eval.harness import generate, judge
 
         started = time.perf_counter()
         metrics = {}

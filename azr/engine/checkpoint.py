@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from azr.policy import Policy
-from azr.rundir import WriteRefused, fault_point, resource_problem, sync_directory, unused_name
-from azr.update import Updater
+from azr.engine.policy import Policy
+from azr.run.rundir import WriteRefused, fault_point, resource_problem, sync_directory, unused_name
+from azr.selfplay.update import Updater
 
 _NAME = re.compile(r"^step-(\d+)$")
 STATE_FILE = "trainer_state.pt"

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from azr.benchmarks import Benchmark, BenchmarkError, MathProblem, field_of
+from azr.eval.benchmarks import Benchmark, BenchmarkError, MathProblem, field_of
 from azr.tasks import FormatError, Mistake, Verdict
 from azr.tasks import math as math_family
 from azr.tasks.math import SCORER

@@ -1,7 +1,7 @@
 """Executor throughput against a fresh interpreter per program, side by side in one run.
 
-    python benchmarks/executor_throughput.py [--programs 256] [--seeds PATH.jsonl]
-    python benchmarks/executor_throughput.py --against OTHER_CHECKOUT [--rounds 5]
+    python perf/executor_throughput.py [--programs 256] [--seeds PATH.jsonl]
+    python perf/executor_throughput.py --against OTHER_CHECKOUT [--rounds 5]
 
 Baseline: what a simple harness does, `python -I -S` started anew for every program, two at a
 time, with no isolation at all. Ours: `azr.executor.Executor` with its default isolation (bwrap

@@ -232,8 +232,8 @@ def spread(items: Sequence[int], count: int) -> list[int]:
 def write_report(run_dir: Path, out: Path, samples: int = 2, sample_steps: int = 20) -> Path:
     """Write `out`/index.html, a static page about a run directory made by `azr train` (summary, plots
     as PNG files beside it, task store, sample proposals and answers, config), and return its path."""
-    from azr.plots import curves
-    from azr.report_html import Page, render
+    from azr.report.html import Page, render
+    from azr.report.plots import curves
 
     rows = read_metrics(run_dir / "metrics.jsonl")
     out.mkdir(parents=True, exist_ok=True)

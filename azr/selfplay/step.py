@@ -44,22 +44,22 @@ from typing import Any
 
 import torch
 
-from azr.advantages import group_advantages
 from azr.config import Config
-from azr.generation import Generator, Sampling
+from azr.engine.generation import Generator, Sampling
 from azr.prompts import Template
-from azr.propose import Proposed, propose
-from azr.reward import accuracy, learnability, shaped, solve_rate
-from azr.solve import Solved, solve
+from azr.selfplay.advantages import group_advantages
+from azr.selfplay.propose import Proposed, propose
+from azr.selfplay.reward import accuracy, learnability, shaped, solve_rate
+from azr.selfplay.solve import Solved, solve
+from azr.selfplay.update import Sample, Updater
 from azr.tasks import FormatError, InductionTask, InternalError, Role, Stage, Validation
 from azr.tasks.guard import guarded
 from azr.tasks.programs import normalized
 from azr.tasks.store import TaskStore
 from azr.tasks.validate import Validator, rejection_counts
 from azr.tasks.verify import Verifier
-from azr.update import Sample, Updater
 
-log = logging.getLogger("azr.selfplay")
+log = logging.getLogger("azr.selfplay.step")
 
 
 @dataclass

@@ -32,7 +32,7 @@ _GOOD = {"valid", "correct"}
 
 @dataclass
 class Page:
-    """What the report shows; `write_report` in azr.report gathers it from the run directory."""
+    """What the report shows; `write_report` in azr.report.summary gathers it from the run directory."""
 
     run_name: str
     run_path: str

@@ -1,6 +1,6 @@
 """What a rerun of `azr train` on a run directory starts from, and why it refuses when it cannot.
 
-A run is what its manifest (run.json, azr/rundir.py) says it is: a config, a task store, and its
+A run is what its manifest (run.json, azr/run/rundir.py) says it is: a config, a task store, and its
 checkpoints. Rerunning the same command resumes from the newest checkpoint that verifies, with the
 store cut back to that step. Everything that would make the resumed run differ from an unbroken
 one is refused in one line that says what is missing and what to do, never a silent start from
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from azr import checkpoint
 from azr.config import Config, ConfigError, as_dict, from_yaml
-from azr.rundir import MANIFEST, MUTABLE, Manifest, RunDirError, read_manifest
+from azr.engine import checkpoint
+from azr.run.rundir import MANIFEST, MUTABLE, Manifest, RunDirError, read_manifest
 from azr.tasks.store import StoreError, TaskStore
 
-log = logging.getLogger("azr.train")
+log = logging.getLogger("azr.run.train")
 
 _RESTORE = "restore it, or start over with --fresh (the old run is kept beside the new one)"
 

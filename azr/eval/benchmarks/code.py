@@ -43,7 +43,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from azr.benchmarks import Benchmark, CodeProblem, field_of
+from azr.eval.benchmarks import Benchmark, CodeProblem, field_of
 from azr.executor import ExecStatus, TestRequest
 from azr.tasks import FormatError, Mistake, Verdict
 

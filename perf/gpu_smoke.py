@@ -1,7 +1,7 @@
 """GPU smoke test: a few self-play steps of a random-weight model of Qwen2.5-0.5B's shape, on CUDA
-in bfloat16, with nothing downloaded; prints the same time split as benchmarks/train_step.py.
+in bfloat16, with nothing downloaded; prints the same time split as perf/train_step.py.
 
-    python benchmarks/gpu_smoke.py [--steps 3] [key=value ...]
+    python perf/gpu_smoke.py [--steps 3] [key=value ...]
 
 The shape is Qwen2.5-0.5B's (hidden 896, 24 layers, 14 heads with 2 key/value heads, MLP 4864),
 except the vocabulary, which is the tiny tokenizer's (1,024 tokens instead of 151,936): a model
@@ -22,7 +22,7 @@ import torch
 def build(directory: Path) -> Path:
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from azr import tiny
+    from azr.engine import tiny
 
     tokenizer = AutoTokenizer.from_pretrained(tiny.path(0))
     config = Qwen2Config(
@@ -48,8 +48,8 @@ def main() -> None:
         sys.exit("gpu_smoke: no CUDA device here")
     print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
     from azr.config import load
-    from azr.runlog import read_metrics
-    from azr.train import train
+    from azr.run.runlog import read_metrics
+    from azr.run.train import train
 
     with tempfile.TemporaryDirectory() as scratch:
         model = build(Path(scratch) / "model")

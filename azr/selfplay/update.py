@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from azr.config import OptimConfig
-from azr.loss import policy_loss
-from azr.policy import Policy
+from azr.engine.policy import Policy
+from azr.selfplay.loss import policy_loss
 from azr.tasks import Role
 
 

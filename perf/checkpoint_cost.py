@@ -1,6 +1,6 @@
 """What verifying checkpoints costs: a save with and without its checksums, and a verify, side by side.
 
-    python benchmarks/checkpoint_cost.py [--model embedded] [--rounds 7]
+    python perf/checkpoint_cost.py [--model embedded] [--rounds 7]
 
 For one model (the embedded one by default) with an optimizer state that has taken a step, each
 round saves a checkpoint the way `azr train` does (`checkpoint.save`: weights, optimizer, RNG
@@ -24,9 +24,9 @@ import torch
 
 from azr import checkpoint
 from azr.config import ModelConfig, OptimConfig
-from azr.policy import Policy
+from azr.engine.policy import Policy
+from azr.selfplay.update import Updater
 from azr.tasks.store import TaskStore
-from azr.update import Updater
 
 
 def baseline_save(root: Path, policy: Policy, updater: Updater) -> None:

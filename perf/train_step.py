@@ -1,6 +1,6 @@
 """Where a self-play step's time goes, and our generation path against plain `generate`.
 
-    python benchmarks/train_step.py [--steps 3] [key=value ...]
+    python perf/train_step.py [--steps 3] [key=value ...]
 
 Runs a few steps of the default preset (or the overrides given) in a temporary run directory and
 prints the time split per step: generation, the sandbox (validation and verification), the update
@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from azr.config import load
-from azr.generation import Sampling, TransformersGenerator
-from azr.policy import Policy
-from azr.runlog import read_metrics
-from azr.train import train
+from azr.engine.generation import Sampling, TransformersGenerator
+from azr.engine.policy import Policy
+from azr.run.runlog import read_metrics
+from azr.run.train import train
 
 
 def step_split(steps: int, overrides: list[str]) -> None:

@@ -244,7 +244,7 @@ def load(
 ) -> Benchmark:
     """A benchmark's problems, the first `limit` rows of them. `task_types` filters the held-out
     and seed-file tasks; CRUXEval's direction is in its name."""
-    from azr.benchmarks import code, maths, reasoning
+    from azr.eval.benchmarks import code, maths, reasoning
 
     if name in ("heldout", "file"):
         if path is None:

@@ -1,6 +1,6 @@
 """Soak the executor: many requests mixing valid programs and every hostile kind, and check nothing grows.
 
-    python benchmarks/executor_soak.py [--requests 100000] [--isolation auto] [--timeout 0.5]
+    python perf/executor_soak.py [--requests 100000] [--isolation auto] [--timeout 0.5]
 
 The mix cycles through valid programs (the seeded generator of executor_throughput.py) and the
 hostile kinds of tests/test_sandbox.py and tests/test_isolation.py: loops, sleeps, memory bombs,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import torch
 
 from azr.config import GenerationConfig
-from azr.policy import Policy
+from azr.engine.policy import Policy
 
 
 @dataclass(frozen=True)

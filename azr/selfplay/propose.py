@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from azr.generation import Completion, Generator, Sampling
+from azr.engine.generation import Completion, Generator, Sampling
 from azr.prompts import Template
 from azr.tasks import FormatError, InternalError, Proposal, Stage, Task, _name
 from azr.tasks.guard import guarded

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from azr.rundir import WriteRefused, write_atomically
+from azr.run.rundir import WriteRefused, write_atomically
 
 
 def _truncate_jsonl(path: Path, after_step: int) -> list[int]:
@@ -145,7 +145,7 @@ def _append(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The steps of a run's metrics.jsonl; a line a crash cut short is skipped."""
-    from azr.report import read_metrics
+    from azr.report.summary import read_metrics
 
     path = run_dir / "metrics.jsonl"
     return read_metrics(path) if path.exists() else []

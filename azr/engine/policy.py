@@ -44,7 +44,7 @@ EMBEDDED = "embedded"
 def resolve_path(path: str, seed: int) -> str:
     """`tiny-random` (built on first use), `embedded` (shipped in the package), or as given."""
     if path == "tiny-random":
-        from azr import tiny
+        from azr.engine import tiny
 
         return str(tiny.path(seed))
     if path == EMBEDDED:

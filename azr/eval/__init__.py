@@ -1,0 +1,1 @@
+"""Evaluation: the harness (generate, parse, score: pass@k) and the named benchmarks."""

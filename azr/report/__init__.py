@@ -1,0 +1,1 @@
+"""Reading a run back: the text summary, the plots and the HTML page of `azr report`."""
