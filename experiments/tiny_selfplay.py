@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from azr.config import load
+from azr.config.files import load
 from azr.report.plots import curves
 from azr.report.summary import TYPES, first_last
 from azr.run.runlog import read_metrics

@@ -47,7 +47,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("gpu_smoke: no CUDA device here")
     print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    from azr.config import load
+    from azr.config.files import load
     from azr.run.runlog import read_metrics
     from azr.run.train import train
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from azr.config import load
+from azr.config.files import load
 from azr.engine.generation import Sampling, TransformersGenerator
 from azr.engine.policy import Policy
 from azr.run.runlog import read_metrics

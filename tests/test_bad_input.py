@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from azr.cli import UsageError, main
-from azr.config import Config, ConfigError, from_yaml, load, to_yaml
+from azr.config import Config, ConfigError
+from azr.config.files import from_yaml, load, to_yaml
 
 HUGE = "1234567890123456789012345"  # past SQLite's and torch's 64-bit integers
 SANDBOX = ["--isolation", "none", "--workers", "1"]  # no fallback warning where bubblewrap cannot run

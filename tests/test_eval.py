@@ -165,3 +165,38 @@ def test_the_embedded_model_on_code_and_math_fixtures(tmp_path):
             for t in bench["tasks"]
             for reason in t["reasons"]
         )
+
+
+def test_eval_takes_a_runs_config(tmp_path, capsys, monkeypatch):
+    """--config: the run's template, equality and sandbox limits, unless given here."""
+    import azr.cli
+
+    seen = {}
+    original = azr.cli.executor_from
+
+    def spy(args, section=None):
+        executor = original(args, section)
+        seen["config"] = executor.config
+        return executor
+
+    monkeypatch.setattr("azr.cli.evaluate.executor_from", spy)
+    run_config = tmp_path / "config.yaml"
+    run_config.write_text("selfplay:\n  template: azr\nexecutor:\n  timeout: 3\n  memory_mb: 300\n")
+    result = azr_eval(tmp_path, "--config", str(run_config), "--limit", "1", "--task-types", "deduction",
+                      "--max-new-tokens", "4", "--memory-mb", "400")  # fmt: skip
+    assert result["template"] == "azr"
+    assert (seen["config"].timeout, seen["config"].memory_mb) == (3.0, 400)
+    (tmp_path / "bad.yaml").write_text("selfplay:\n  templat: azr\n")
+    assert main(["eval", "--out", str(tmp_path / "r.json"), "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_one_default_per_sandbox_setting():
+    """The executor's defaults are the run config's: every command uses the same limits."""
+    from azr.config import ExecutorSection, Isolation, choices
+    from azr.executor import ExecutorConfig
+    from azr.executor.config import ISOLATIONS
+
+    section, library = ExecutorSection(), ExecutorConfig()
+    assert {k: getattr(library, k) for k in vars(section)} == vars(section)
+    assert choices(Isolation) == ISOLATIONS

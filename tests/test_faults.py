@@ -17,7 +17,7 @@ import time
 import pytest
 from runs import assert_same_run, azr_train, seeded, training
 
-from azr.engine import checkpoint
+from azr.run import checkpoint
 from azr.run.rundir import MANIFEST, read_manifest
 from azr.run.runlog import read_metrics
 from azr.tasks.store import TaskStore

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from azr.cli import main
 from azr.eval.benchmarks import CodeProblem
 from azr.eval.benchmarks.code import program_of
-from azr.executor import literals
+from azr.executor import literals, plain
 from azr.executor.literals import (
     MAX_COLLISIONS,
     MAX_LITERAL_CHARS,
@@ -171,7 +171,7 @@ def test_an_unforeseen_exception_is_a_rejection(monkeypatch):
     with pytest.raises(NotPlainData, match="ZeroDivisionError"):
         parse_arguments("1")
     assert is_canonical("1") is False
-    monkeypatch.setattr(literals._Writer, "write", bug)
+    monkeypatch.setattr(plain._Writer, "write", bug)
     with pytest.raises(NotPlainData, match="ZeroDivisionError"):
         canonical([1])
 

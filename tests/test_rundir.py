@@ -13,21 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from azr.config import Config, ConfigError, as_dict, load, to_yaml
-from azr.engine import checkpoint
-from azr.run import resume
-from azr.run.rundir import (
-    MANIFEST,
-    Manifest,
-    RunDirError,
-    RunLock,
-    WriteRefused,
-    read_manifest,
-    resource_problem,
-    set_aside,
-    write_atomically,
-    write_manifest,
-)
+from azr.config import Config, ConfigError, as_dict
+from azr.config.files import load, to_yaml
+from azr.disk import WriteRefused, resource_problem, write_atomically
+from azr.run import checkpoint, resume
+from azr.run.rundir import MANIFEST, Manifest, RunDirError, RunLock, read_manifest, set_aside, write_manifest
 from azr.tasks import TaskType, TripletTask
 from azr.tasks.store import StoreError, TaskStore
 

@@ -847,7 +847,7 @@ def test_paths_longer_than_path_max_are_cleaned_up():
 
 
 def test_empty_directories_removes_everything_and_follows_no_symlink(tmp_path):
-    from azr.executor.worker import empty_directories
+    from azr.executor.scratch import empty_directories
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -870,7 +870,7 @@ def test_empty_directories_removes_everything_and_follows_no_symlink(tmp_path):
 
 
 def test_a_symlinked_root_is_not_followed(tmp_path):
-    from azr.executor.worker import empty_directories
+    from azr.executor.scratch import empty_directories
 
     target = tmp_path / "target"
     target.mkdir()

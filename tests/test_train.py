@@ -5,6 +5,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,12 +13,13 @@ from conftest import SHARED
 from runs import FAST, assert_same_run, azr_train, exported_tasks, seeded, training
 from safetensors.torch import load_file
 
-from azr.config import Config, ConfigError, load
+from azr.config import Config, ConfigError
+from azr.config.files import load
 from azr.engine import tiny
 from azr.engine.generation import TransformersGenerator
 from azr.engine.policy import Policy
 from azr.run.runlog import read_metrics
-from azr.selfplay.update import Sample, Updater
+from azr.selfplay.update import Trajectory, Updater
 from azr.tasks import Role, TaskType
 
 
@@ -118,7 +120,7 @@ def test_a_failed_start_does_not_lock_the_run_directory(tmp_path):
         (["selfplay.reuse_rollouts=false", "selfplay.baseline=prompt"], "needs selfplay.reuse_rollouts"),
         (["eval.bench=/nonexistent/tasks.jsonl"], "eval.bench: no file /nonexistent/tasks.jsonl"),
         (["eval.bench=cruxeval=/nonexistent.jsonl"], "eval.bench: no file /nonexistent.jsonl"),
-        (["eval.bench=humaneval"], "eval.bench: humaneval is not a reasoning benchmark"),
+        (["eval.bench=humaneval"], "eval.bench: humaneval is a code benchmark"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(tmp_path, args, message):
@@ -170,7 +172,9 @@ def _samples(policy, count=8):
     for i in range(count):
         prompt = tuple(torch.randint(20, 1000, (3 + i % 3,), generator=generator).tolist())
         ids = tuple(torch.randint(20, 1000, (2 + (i * 5) % 7,), generator=generator).tolist())
-        samples.append(Sample(Role.SOLVE, TaskType.DEDUCTION, prompt, ids, 0.0, "g", advantage=(-1) ** i * (1 + i / 8)))
+        samples.append(
+            Trajectory(Role.SOLVE, TaskType.DEDUCTION, prompt, ids, 0.0, "g", advantage=(-1) ** i * (1 + i / 8))
+        )
     return samples
 
 
@@ -214,8 +218,8 @@ def test_mini_batches_and_epochs_use_the_old_logprobs(policy):
 def test_a_positive_advantage_makes_its_response_more_likely(policy):
     initial = {k: v.clone() for k, v in policy.model.state_dict().items()}
     up, down = _samples(policy, 2)
-    up = Sample(up.role, up.task_type, up.prompt_ids, up.ids, 1.0, "g", advantage=1.0)
-    down = Sample(down.role, down.task_type, down.prompt_ids, down.ids, -1.0, "g", advantage=-1.0)
+    up = Trajectory(up.role, up.task_type, up.prompt_ids, up.ids, 1.0, "g", advantage=1.0)
+    down = Trajectory(down.role, down.task_type, down.prompt_ids, down.ids, -1.0, "g", advantage=-1.0)
 
     def logprob(sample):
         with torch.no_grad():
@@ -373,3 +377,17 @@ def test_a_list_override_may_be_written_with_commas():
     assert config.selfplay.seed_files == [] and load(None, ["eval.task_types=[induction]"]).eval.task_types == [
         "induction"
     ]
+
+
+def test_math_in_self_play_with_the_math_suite_as_its_validation_set(tmp_path):
+    pytest.importorskip("math_verify")
+    run = tmp_path / "run"
+    math500 = Path(__file__).parent / "fixtures" / "benchmarks" / "math500.jsonl"
+    done = azr_train(
+        run, "train.steps=1", "selfplay.task_types=deduction,math", "eval.every=1", f"eval.bench=math500={math500}",
+        "eval.limit=2", "eval.max_new_tokens=8",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, last = read_metrics(run)
+    assert [key for key in first if key.startswith("eval/math500/")] == ["eval/math500/math500/pass@1"]
+    assert {"propose/math/valid_rate", "store/math/size", "eval/math500/math500/pass@1"} <= last.keys()

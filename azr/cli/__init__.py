@@ -68,24 +68,33 @@ def add_command(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentPar
 # -- executor options, shared by every command that runs programs --------------------------------
 
 
-def add_executor_options(parser: argparse.ArgumentParser, timeout: float = 10.0) -> None:
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """--timeout, --memory-mb, --workers, --isolation; unset, they are the run config's defaults
+    (azr.config.ExecutorSection), or the section given to `executor_from`."""
+    from azr.config import ExecutorSection, Isolation, choices
+
+    d = ExecutorSection()
     group = parser.add_argument_group("sandbox")
-    group.add_argument(
-        "--timeout", type=float, default=timeout, metavar="SECONDS", help=f"wall clock per program ({timeout:g})"
-    )
-    group.add_argument("--memory-mb", type=int, default=1024, metavar="MB", help="address space per program (1024)")
-    group.add_argument("--workers", type=int, default=0, help="programs at once (0: one per CPU core)")
-    group.add_argument("--isolation", choices=["auto", "bwrap", "none"], default="auto", help="sandbox layer (auto)")
+    group.add_argument("--timeout", type=float, metavar="SECONDS", help=f"wall clock per program ({d.timeout:g})")
+    group.add_argument("--memory-mb", type=int, metavar="MB", help=f"address space per program ({d.memory_mb})")
+    group.add_argument("--workers", type=int, help="programs at once (0: one per CPU core)")
+    group.add_argument("--isolation", choices=choices(Isolation), help=f"sandbox layer ({d.isolation})")
 
 
-def executor_from(args: argparse.Namespace) -> Any:
-    """An Executor configured by the shared options; bad values are a UsageError."""
+def executor_from(args: argparse.Namespace, section: Any = None) -> Any:
+    """An Executor with the shared options over `section` (a run's ExecutorSection; default: the
+    config's defaults); bad values are a UsageError."""
+    import dataclasses
+
+    from azr.config import ExecutorSection
     from azr.executor import Executor, ExecutorConfig
 
+    settings = dataclasses.asdict(section or ExecutorSection())
+    for key in settings:
+        if getattr(args, key, None) is not None:
+            settings[key] = getattr(args, key)
     try:
-        config = ExecutorConfig(
-            timeout=args.timeout, memory_mb=args.memory_mb, workers=args.workers, isolation=args.isolation
-        )
+        config = ExecutorConfig(**settings)
     except ValueError as error:
         raise UsageError(str(error).split(", got ")[0].removeprefix("executor config: ")) from None
     return Executor(config)

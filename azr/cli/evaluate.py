@@ -29,6 +29,12 @@ def register(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument("--model", default="embedded", help="a model directory or hub id (default: embedded)")
+    command.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a run's config.yaml (or a preset): evaluate with its template, chat setting, equality, sandbox limits "
+        "and model dtype, as training did; options given here still win",
+    )
     command.add_argument("--bench", default="heldout", metavar="NAME[=FILE],...", help="(default: heldout)")
     command.add_argument("--completions", metavar="FILE.jsonl", help='score {"task_id", "completion"} lines; no model')
     command.add_argument("--task-types", default="deduction,abduction,induction", help="of heldout and seed files")
@@ -49,7 +55,7 @@ def register(commands: Any) -> None:
     )
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--device", default="auto")
-    add_executor_options(command, timeout=5.0)
+    add_executor_options(command)
     command.set_defaults(handler=run)
 
 
@@ -60,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from azr.tasks.verify import Verifier
 
     task_types, ks = _check(args)
+    run_config = _run_config(args.config) if args.config else None
     try:
         benches = parse_benchmarks(args.bench)
     except BenchmarkError as error:
@@ -70,13 +77,13 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {}
     model = None
     try:
-        with executor_from(args) as executor:
+        with executor_from(args, run_config.executor if run_config else None) as executor:
             benchmarks = [load(name, path, executor, task_types, args.limit, args.seed) for name, path in benches]
             for benchmark in benchmarks:
                 if not benchmark.problems:
                     raise UsageError(f"{benchmark.name}: no problem to evaluate ({benchmark.reasons})")
-            model = None if external is not None else _Model(args)
-            verifier = Verifier(executor)
+            model = None if external is not None else _Model(args, run_config)
+            verifier = Verifier(executor, run_config.selfplay.equality if run_config else "strict")
             for benchmark in benchmarks:
                 if model is not None:
                     completions, template = model.complete(benchmark), model.template
@@ -136,7 +143,7 @@ def _check(args: argparse.Namespace) -> tuple[list[Any], list[int]]:
 class _Model:
     """The model under evaluation, its template and sampling settings."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, run: Any = None) -> None:
         from azr.config import Config
         from azr.engine.generation import TransformersGenerator
         from azr.engine.policy import Policy, PolicyError
@@ -144,6 +151,11 @@ class _Model:
 
         config = Config()
         config.model.path, config.model.device = args.model, args.device
+        if run is not None:  # the run's dtype, template and chat setting; not its LoRA (--model is what to load)
+            config.model.dtype = run.model.dtype
+            config.selfplay.induction_inputs = run.selfplay.induction_inputs
+            args.template = run.selfplay.template if args.template == "auto" else args.template
+            args.chat = args.chat or run.model.chat_template
         try:
             policy = Policy(config.model, args.seed)
         except PolicyError as error:
@@ -158,7 +170,7 @@ class _Model:
             raise UsageError("--chat: the compact template has no chat form (it is for the embedded model)")
         if args.chat and not getattr(policy.tokenizer, "chat_template", None):
             raise UsageError(f"--chat: the tokenizer of {args.model} has no chat template")
-        self.template = get_template(template)
+        self.template = get_template(template, n_inputs=config.selfplay.induction_inputs)
         self.chat = policy.tokenizer if args.chat else None
         self.args = args
 
@@ -173,6 +185,17 @@ class _Model:
         args = self.args
         sampling = Sampling(args.temperature, 1.0, self.max_new_tokens(benchmark.kind))
         return generate(self.generator, self.template, benchmark, args.samples, sampling, args.seed, self.chat)
+
+
+def _run_config(path: str) -> Any:
+    """The config a run trained with (its config.yaml, or any config file or preset); one line if it is bad."""
+    from azr.config import ConfigError
+    from azr.config.files import load
+
+    try:
+        return load(path)
+    except ConfigError as error:
+        raise UsageError(f"--config: {error}") from None
 
 
 def _read_completions(path: str) -> dict[str, list[str]]:

@@ -102,6 +102,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     """Validate and add tasks to a run's store, as its one writer, before it trains."""
+    from azr.disk import WriteRefused
     from azr.run.rundir import MANIFEST, RunDirError, RunLock
     from azr.tasks.seeds import identity_proposals, read_rows, source_name
     from azr.tasks.store import StoreError, TaskStore
@@ -128,7 +129,7 @@ def run_import(args: argparse.Namespace) -> int:
                 )
             with TaskStore(path, max_tasks=args.max_tasks) as store, executor_from(args) as executor:
                 _import(store, _validator(executor), batches)
-    except (StoreError, RunDirError) as error:  # a full or read-only disk too: that batch is not added
+    except (StoreError, RunDirError, WriteRefused) as error:  # a full or read-only disk too: that batch is not added
         raise UsageError(str(error)) from None
     return 0
 

@@ -51,20 +51,22 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from azr import config as configuration
+    from azr.config import ConfigError
+    from azr.config.files import PRESETS, describe_keys, load
 
     if args.help_config:
-        print(configuration.describe_keys(), end="")
+        print(describe_keys(), end="")
         return 0
     name = Path(args.config or "tiny-cpu").name
-    run_dir = Path(args.run_dir or Path("runs") / (name if name in configuration.PRESETS else Path(name).stem))
+    run_dir = Path(args.run_dir or Path("runs") / (name if name in PRESETS else Path(name).stem))
     try:
-        config = configuration.load(args.config, args.overrides)
-    except configuration.ConfigError as error:
+        config = load(args.config, args.overrides)
+    except ConfigError as error:
         raise UsageError(str(error)) from None
 
     from rich.console import Console
 
+    from azr.disk import WriteRefused
     from azr.engine.policy import PolicyError
     from azr.executor import ExecutorError
     from azr.run.rundir import RunDirError
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         outcome = train(run_dir, config, console, fresh=args.fresh)
-    except (configuration.ConfigError, PolicyError, ExecutorError, StoreError, RunDirError) as error:
+    except (ConfigError, PolicyError, ExecutorError, StoreError, RunDirError, WriteRefused) as error:
         raise UsageError(str(error)) from None
     if outcome.interrupted_by is not None:
         return 128 + outcome.interrupted_by  # the shell's convention: `azr train && next` stops here

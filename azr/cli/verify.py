@@ -39,7 +39,7 @@ def register(commands: Any) -> None:
         choices=["azr", "compact"],
         help="the answers are whole completions in this template's format, to be parsed first",
     )
-    add_executor_options(command, timeout=10.0)
+    add_executor_options(command)
     command.set_defaults(handler=run)
 
 

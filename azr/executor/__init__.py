@@ -31,17 +31,17 @@ about itself (CPU model, kernel version, core count): the same for every request
 
 Layers, from the outside in:
 
-1. The caller never runs model text. Inputs are parsed as literals (a syntax tree is walked,
-   nothing is evaluated; every parser of model text is total and linear) and rejected as
-   `invalid_input` before anything starts; outputs come back as a repr which is parsed and
-   re-serialized, and accepted only if canonical (`protocol.interpret`, which no report can make
-   raise). The caller never forks: workers are started with fork+exec.
+1. The caller never runs model text. Inputs are parsed as literals (`literals.py`: a syntax tree
+   is walked, nothing is evaluated; every parser of model text is total and linear) and rejected
+   as `invalid_input` before anything starts; outputs come back as a repr which is parsed and
+   re-serialized (`plain.py`), and accepted only if canonical (`protocol.interpret`, which no
+   report can make raise). The caller never forks: workers are started with fork+exec.
 2. Workers (`worker.py`): one lean interpreter per slot, started once with nothing of its working
    directory (`/`) or environment on its import path, which runs no untrusted code itself. Its
-   children are created by a zygote that was split off before any request was read and never
-   holds request data, so no program can find an earlier program, input or output in its own
-   memory. The worker is non-dumpable (children with its uid cannot open its memory) and refuses
-   to start if a directory on its import path is writable by the children's uid.
+   children are created by a zygote (`zygote.py`) that was split off before any request was read
+   and never holds request data, so no program can find an earlier program, input or output in
+   its own memory. The worker is non-dumpable (children with its uid cannot open its memory) and
+   refuses to start if a directory on its import path is writable by the children's uid.
 3. Fresh namespaces per child (`namespaces.py`), where the kernel allows (bubblewrap keeps
    CAP_SYS_ADMIN for the zygote; root has it): the zygote works in a mount namespace of its own
    (without bubblewrap: every mount read-only, the host's /proc hidden) and gives each child a
@@ -156,7 +156,8 @@ pid, the same for everyone.
 
 import atexit
 
-from azr.executor.literals import Arguments, NotPlainData, canonical, is_canonical, parse_arguments, parse_value
+from azr.executor.literals import Arguments, is_canonical, parse_arguments, parse_value
+from azr.executor.plain import NotPlainData, canonical
 from azr.executor.pool import Executor, ExecutorConfig, ExecutorError
 from azr.executor.protocol import ExecRequest, ExecResult, ExecStatus, Policy, TestRequest
 

@@ -1,6 +1,6 @@
 """The sandboxed child: confine itself, say so, read one request, run it, report, exit.
 
-A child is created by the zygote (azr.executor.worker) before its request exists. Everything up to
+A child is created by the zygote (azr.executor.zygote) before its request exists. Everything up to
 the request is `_confine`, most of it irreversible; once it holds, the child writes one byte,
 CONFINED, on its result pipe, and only then reads the request. So a child that dies before that
 byte failed to build its sandbox (the worker is replaced), and one that dies after it is a program
@@ -24,7 +24,7 @@ import sys
 import types
 from typing import Any, NoReturn
 
-from azr.executor import literals, namespaces, seccomp
+from azr.executor import literals, namespaces, plain, seccomp
 from azr.executor.policy import Policy
 from azr.executor.protocol import SETUP_FAILED
 
@@ -164,8 +164,8 @@ def _run(request: dict, config: dict) -> dict:
         return refused
     gc.disable()  # no finalizer of the program's objects runs while the output is written
     try:
-        output = literals.canonical(value, config["max_output_chars"])
-    except literals.NotPlainData as error:
+        output = plain.canonical(value, config["max_output_chars"])
+    except plain.NotPlainData as error:
         return {"status": "invalid_output", "output": None, "error": str(error)}
     except BaseException as error:
         return {"status": "invalid_output", "output": None, "error": _describe(error)}

@@ -12,9 +12,11 @@ ISOLATIONS = ("auto", "bwrap", "none")
 class ExecutorConfig:
     """Limits and isolation for running untrusted programs."""
 
-    timeout: float = 10.0
-    """Wall-clock seconds one program may run before its process group is killed (paper: 10)."""
-    memory_mb: int = 1024
+    timeout: float = 5.0
+    """Wall-clock seconds one program may run before its process group is killed (paper: 10). The
+    defaults here are the run config's (azr.config.ExecutorSection), which every azr command uses;
+    a test holds them equal."""
+    memory_mb: int = 512
     """Address-space limit of one program, MiB; reaching it gives status `memory`."""
     max_output_chars: int = 10_000
     """Longest canonical repr of an output; a longer one is `invalid_output`, never truncated."""

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from azr.executor import sandbox
-from azr.executor.worker import empty_directories
+from azr.executor.scratch import empty_directories
 
 _START_TIMEOUT = 60.0
 _MAX_REPLY_BYTES = 8 * 2**20

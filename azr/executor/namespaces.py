@@ -14,7 +14,7 @@ as for any init.)
 
 This needs CAP_SYS_ADMIN in the zygote: bubblewrap keeps it for the worker, root has it. Where the
 kernel refuses (a container without it), the worker falls back to one shared private directory
-emptied between requests (azr.executor.worker), with the weaker guarantees the threat model lists.
+emptied between requests (azr.executor.scratch), with the weaker guarantees the threat model lists.
 
 Standard library only (and this package's stdlib-only seccomp): the sandbox worker imports this module.
 """

@@ -4,18 +4,12 @@ The calling process starts one worker per slot, inside bubblewrap when it can, a
 `python -S -s -B -c ...` with a scrubbed environment, in a working directory no program can write,
 which is not on its sys.path either. A worker is two processes:
 
-- the worker proper talks to the caller (one JSON line in per request on stdin, one out on
-  stdout), writes each request to its child, reads the child's result and printed output, kills
-  it at the deadline, and cleans up after it. It never runs untrusted code.
-- the zygote, forked from the worker right after the standard modules are preloaded and before any
-  request is read, creates the children. Children are copies of the zygote, which never holds
-  request data, so a program cannot find earlier programs, inputs or outputs in its own memory (a
-  child forked from the worker could: freed memory is not cleared).
-
-Where the kernel allows it (`namespaces`), the zygote works in a mount namespace of its own and
-gives each child a fresh tmpfs and a pid namespace of its own, and nothing is left to clean up;
-elsewhere children are forked and share one private directory that the worker empties after each
-request.
+- the worker proper (this module) talks to the caller (one JSON line in per request on stdin, one
+  out on stdout), writes each request to its child, reads the child's result and printed output,
+  kills it at the deadline, and cleans up after it (azr.executor.scratch, where children share a
+  directory). It never runs untrusted code.
+- the zygote (azr.executor.zygote), forked from the worker right after the standard modules are
+  preloaded and before any request is read, creates the children, and never holds request data.
 
 Each child confines itself (azr.executor.child) and then waits for its request on a pipe, runs
 it, and reports through a pipe of its own. The next child is created and confined while the
@@ -42,7 +36,9 @@ import sys
 import time
 from typing import Any
 
-from azr.executor import child, namespaces, seccomp
+from azr.executor import child, seccomp
+from azr.executor.scratch import _clean
+from azr.executor.zygote import _ZYGOTE_TIMEOUT, _child_uid, _prepare, _start_zygote
 
 PRELOAD = (
     "abc", "array", "bisect", "cmath", "collections", "collections.abc", "copy", "dataclasses",
@@ -52,8 +48,7 @@ PRELOAD = (
 """Imported once, so children import them for free (and, where the interpreter's files cannot be
 read after the uid drop, at all)."""
 
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
-_ZYGOTE_TIMEOUT = 10.0
+PR_SET_DUMPABLE = 4
 
 
 def main() -> None:
@@ -147,123 +142,7 @@ def _writable_import_path(config: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# the zygote: forks children, holds no request data
-
-
-def _start_zygote(config: dict) -> tuple[socket.socket, bool, str]:
-    """The zygote's channel, whether it clones children into fresh namespaces, and why not."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    if os.fork() == 0:
-        ours.close()
-        try:
-            _zygote(theirs, config)
-        finally:
-            os._exit(0)
-    theirs.close()
-    ours.settimeout(_ZYGOTE_TIMEOUT)
-    mode = ours.recv(512).decode("utf-8", "replace")
-    return ours, mode == "fresh", mode.removeprefix("plain:") if mode != "fresh" else ""
-
-
-def _zygote(channel: socket.socket, config: dict) -> None:
-    """First say whether children can have fresh namespaces. Then, `prepare`: create a child with
-    fresh pipes (it confines itself and waits for its request); `go`: hand the worker the pipes'
-    other ends and the child's pid, wait for the child, and report its exit status."""
-    seccomp.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # no zygote without its worker
-    own = os.pidfd_open(os.getpid())  # children watch it: they must not outlive the zygote
-    fresh, why_not = _fresh_namespaces_work(config)
-    channel.send(b"fresh" if fresh else f"plain:{why_not}".encode()[:500])
-    prepared = None
-    while command := channel.recv(16):
-        if command == b"prepare" or prepared is None:
-            prepared = _create_child(channel, config, own, fresh)
-        if command == b"go":
-            pid, fds = prepared
-            prepared = None
-            socket.send_fds(channel, [str(pid).encode()], fds)
-            for fd in fds:
-                os.close(fd)
-            _, status = os.waitpid(pid, 0)
-            channel.send(str(os.waitstatus_to_exitcode(status)).encode())
-
-
-def _fresh_namespaces_work(config: dict) -> tuple[bool, str]:
-    """Try once: the zygote's own mount namespace and private tmpfs, then a child cloned into a
-    new pid namespace that finds itself pid 1."""
-    if not namespaces.known_machine():
-        return False, "an architecture without known system call numbers"
-    try:
-        namespaces.isolate_zygote(_child_uid(config), host_view=config["host_view"])
-        pid = namespaces.clone(namespaces.CLONE_NEWPID)
-    except OSError as error:
-        return False, str(error)
-    if pid == 0:
-        os._exit(0 if os.getpid() == 1 else 1)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) == 0, "a cloned child was not pid 1 of its namespace"
-
-
-def _child_uid(config: dict) -> int:
-    return config["drop_to_uid"] if config["drop_to_uid"] is not None else os.getuid()
-
-
-def _create_child(channel: socket.socket, config: dict, zygote_pidfd: int, fresh: bool) -> tuple[int, list[int]]:
-    """A new child, and the worker's ends of its request, result and output pipes."""
-    request_r, request_w = os.pipe()
-    result_r, result_w = os.pipe()
-    output_r, output_w = os.pipe()
-    if fresh:
-        namespaces.renew_private_directory(_child_uid(config))
-    pid = namespaces.clone(namespaces.CLONE_NEWPID) if fresh else os.fork()
-    if pid == 0:
-        channel.close()
-        for fd in (request_w, result_r, output_r):
-            os.close(fd)
-        child.main(config, zygote_pidfd, request=request_r, result=result_w, output=output_w, fresh=fresh)
-    for fd in (request_r, result_w, output_w):
-        os.close(fd)
-    return pid, [request_w, result_r, output_r]
-
-
-# ---------------------------------------------------------------------------------------------
 # the worker's side of one request
-
-
-_untouched: list[tuple] = []
-"""Stat signatures of the scratch directories as the prepared child found them."""
-
-
-def _prepare(config: dict, zygote: socket.socket, fresh: bool) -> None:
-    """Have the zygote create the next child; without fresh namespaces, make its private directory
-    first (unless the last child left it untouched)."""
-    private = os.path.join(config["scratch"], "work")
-    if not fresh and not _untouched:
-        os.mkdir(private, 0o700)
-        if config["drop_to_uid"] is not None:
-            os.chown(private, config["drop_to_uid"], config["drop_to_uid"])
-        _untouched[:] = _signatures([*config["wipe"], private])
-    zygote.send(b"prepare")
-
-
-def _signatures(paths: list[str]) -> list[tuple]:
-    # Creating, removing or renaming an entry changes a directory's mtime, and chmod, chown or
-    # utime change its ctime, which no unprivileged process can set back.
-    return [(s.st_mtime_ns, s.st_ctime_ns, s.st_nlink, s.st_mode, s.st_uid) for s in map(os.lstat, paths)]
-
-
-def _clean(config: dict, fresh: bool) -> bool:
-    """Leave the scratch space as the next child must find it; False if that failed. A fresh
-    child's tmpfs went with its mount namespace: nothing is left."""
-    if fresh:
-        return True
-    private = os.path.join(config["scratch"], "work")
-    try:
-        if _untouched and _signatures([*config["wipe"], private]) == _untouched:
-            return True  # nothing was written: the directory is reused as it is
-    except OSError:
-        pass
-    _untouched.clear()
-    return empty_directories(config["wipe"])
 
 
 def serve(request: dict, config: dict, zygote: socket.socket, fresh: bool) -> dict:
@@ -355,55 +234,6 @@ def _watch(pid: int, request: bytes, request_w: int, result_r: int, output_r: in
         "stdout": captured[: config["max_stdout_bytes"]].decode("utf-8", "replace"),
         "seconds": round(seconds, 6),
     }
-
-
-def empty_directories(roots: list[str]) -> bool:
-    """Empty each of `roots`, whatever the child left there; False if that failed.
-
-    Works through directory descriptors, never follows a symlink, and holds two descriptors at a
-    time whatever the depth, so neither long paths nor deep trees defeat it. Nothing races it:
-    the child is dead and nothing else can write here.
-    """
-    try:
-        for root in roots:
-            if os.path.lexists(root):
-                _empty(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW))
-    except (OSError, RecursionError, MemoryError):
-        return False
-    return True
-
-
-def _empty(top: int) -> None:
-    """Remove everything inside the directory open as `top` (closed on return)."""
-    top_stat = os.fstat(top)
-    os.fchmod(top, stat.S_IMODE(top_stat.st_mode) | 0o700)
-    current, depth = top, 0
-    try:
-        while True:
-            subdirectory = None
-            with os.scandir(current) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        subdirectory = entry.name
-                        break
-                    os.unlink(entry.name, dir_fd=current)
-            if subdirectory is not None:
-                os.chmod(subdirectory, 0o700, dir_fd=current)  # a real directory: checked above
-                child = os.open(subdirectory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=current)
-                os.close(current)
-                current, depth = child, depth + 1
-            elif depth == 0:
-                return
-            else:  # `current` is empty: climb, and remove it from its parent, found by inode
-                inode = os.fstat(current).st_ino
-                parent = os.open("..", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=current)
-                os.close(current)
-                current, depth = parent, depth - 1
-                with os.scandir(current) as entries:
-                    name = next(e.name for e in entries if e.inode() == inode)
-                os.rmdir(name, dir_fd=current)
-    finally:
-        os.close(current)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from azr.config import TemplateName, choices
 from azr.tasks import Answer, FormatError, Proposal, Task, TripletTask
 from azr.tasks.family import Ask, AskOptions, Expect, Fields
 from azr.tasks.registry import family
@@ -120,7 +121,7 @@ def _cut(text: str, stops: Sequence[str]) -> str:
     return text[: min(ends)] if ends else text
 
 
-TEMPLATES = ("azr", "compact")
+TEMPLATES = choices(TemplateName)
 
 
 def get_template(name: str, **options: Any) -> Template:

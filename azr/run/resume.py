@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from azr.config import Config, ConfigError, as_dict, from_yaml
-from azr.engine import checkpoint
+from azr.config import Config, ConfigError, as_dict
+from azr.config.files import from_yaml
+from azr.run import checkpoint
 from azr.run.rundir import MANIFEST, MUTABLE, Manifest, RunDirError, read_manifest
 from azr.tasks.store import StoreError, TaskStore
 

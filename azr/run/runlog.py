@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from azr.run.rundir import WriteRefused, write_atomically
+from azr.disk import WriteRefused, write_atomically
 
 
 def _truncate_jsonl(path: Path, after_step: int) -> list[int]:

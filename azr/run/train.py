@@ -20,34 +20,33 @@ import contextlib
 import dataclasses
 import logging
 import random
-import signal
 import sqlite3
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from azr.config import Config, ConfigError, as_dict, to_yaml
-from azr.engine import checkpoint
-from azr.engine.generation import Sampling, TransformersGenerator
+from azr.config import Config, ConfigError, as_dict
+from azr.config.files import to_yaml
+from azr.disk import WriteRefused, resource_problem, write_atomically
+from azr.engine.generation import TransformersGenerator
 from azr.engine.policy import Policy, PolicyError
 from azr.executor import Executor, ExecutorConfig, ExecutorError
 from azr.prompts import get_template
-from azr.run import resume, rundir
-from azr.run.rundir import Manifest, RunDirError, WriteRefused
+from azr.run import checkpoint, resume, rundir
+from azr.run.console import Progress, StopOnSignal
+from azr.run.rundir import Manifest, RunDirError
 from azr.run.runlog import RunLog, read_metrics
-from azr.selfplay.propose import propose
-from azr.selfplay.step import SelfPlay, selfplay_step, stage_seed
+from azr.run.seeding import seed_buffers
+from azr.run.validation import Evaluator, eval_benches
+from azr.selfplay.step import SelfPlay, selfplay_step
 from azr.selfplay.update import Updater
 from azr.tasks.registry import family
-from azr.tasks.seeds import identity_proposals, read_rows
 from azr.tasks.store import StoreError, TaskStore
-from azr.tasks.validate import ValidationConfig, Validator, rejection_counts
+from azr.tasks.validate import ValidationConfig, Validator
 from azr.tasks.verify import Verifier
-from azr.userfiles import UserFileError, read_text, split_lines
+from azr.userfiles import UserFileError, read_text
 
 log = logging.getLogger("azr.run.train")
 
@@ -99,7 +98,7 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
                 f"{run_dir / 'tasks.db'} is damaged ({error}): restore it, or start over with --fresh"
             ) from None
         except Exception as error:
-            problem = rundir.resource_problem(error, run_dir)
+            problem = resource_problem(error, run_dir)
             if problem is None:
                 raise
         saved = checkpoint.complete(run_dir)
@@ -124,12 +123,12 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any) -> Outcome:
         missing = family(name).require()
         if missing:
             raise ConfigError(f"selfplay.task_types: {missing}")
-    benches = _eval_benches(config) if config.eval.every else None
+    benches = eval_benches(config) if config.eval.every else None
     seed = config.train.seed
     random.seed(seed)
     torch.manual_seed(seed)
     s = config.selfplay
-    stop = _StopOnSignal()
+    stop = StopOnSignal()
     with contextlib.ExitStack() as resources:
         resources.callback(stop.restore)
         store = resources.enter_context(resume.open_store(run_dir, start, s.max_tasks or None))
@@ -140,7 +139,7 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any) -> Outcome:
                 f"generation.max_prompt_tokens + max_new_tokens = {limit} exceeds the model's "
                 f"{policy.max_positions} positions: lower them"
             )
-        rundir.write_atomically(run_dir / "config.yaml", to_yaml(config))
+        write_atomically(run_dir / "config.yaml", to_yaml(config))
         for step, why in start.skipped:  # out of the way of the step's next save
             aside = checkpoint.set_aside(run_dir, step)
             moved = f"moved to {aside}" if aside else "gone"
@@ -170,11 +169,11 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any) -> Outcome:
                 say("interrupted while seeding; run the same command to go on from there")
                 return Outcome(0, stop.requested)
         say(sizes(config))
-        evaluate = _Evaluator(play, executor, benches) if benches is not None else None
+        evaluate = Evaluator(play, executor, benches) if benches is not None else None
         if evaluate is not None and start.step == 0:
             runlog.step(0, evaluate(), [])  # the base model, before any update
         last = start.step
-        with _progress(console, config.train.steps, start.step) as progress:
+        with Progress(console, config.train.steps, start.step) as progress:
             for step in range(start.step + 1, config.train.steps + 1):
                 result = selfplay_step(play, step)
                 if evaluate is not None and step % config.eval.every == 0:
@@ -226,187 +225,3 @@ def _selfplay(config: Config, policy: Policy, updater: Updater, store: TaskStore
         updater,
         chat=policy.tokenizer if config.model.chat_template else None,
     )
-
-
-def seed_buffers(play: SelfPlay, say: Any, stop: Any = None) -> None:
-    """Before step 1 (AZR.md section 6): seed files when configured; else the identity triplet,
-    then the model's own proposals until each buffer holds seed_factor x B tasks. Each round is
-    committed with its number, so a run stopped while seeding goes on where it was, with the same
-    draws; a finished seeding is not repeated."""
-    s = play.config.selfplay
-    validator, store = play.validator, play.store
-    if store.meta("seeding") == "done":
-        return
-    if s.seed_files:
-        for entry in s.seed_files:
-            task_type, path = entry.split(":", 1)
-            proposals = list(read_rows(split_lines(read_text(path, "seed file")), task_type))
-            validations = validator.validate(proposals, step=0, source=f"seed:{Path(path).name}")
-            added = store.add([v.task for v in validations if v.task is not None])
-            say(f"seeded {sum(added)} {task_type} tasks from {path} ({rejection_counts(validations)})")
-        store.add([], meta={"seeding": "done"})
-        return
-    store.add([v.task for v in validator.validate(identity_proposals(), step=0, source="identity") if v.task])
-    target = s.seed_factor * s.batch_size
-    first = int(store.meta("seeding_rounds") or 0)
-    for round_ in range(first, s.max_seed_rounds):
-        short = [t for t in play.task_types if store.count(t) < target]
-        if not short or (stop is not None and stop.requested):
-            break
-        seed = stage_seed(play.config.train.seed, "seeding", round_)
-        proposed = propose(
-            play.generator, play.template, store, short, s.batch_size, s.references, play.sampling(),
-            random.Random(seed), stage_seed(play.config.train.seed, "seeding", round_, "propose"), play.chat,
-        )  # fmt: skip
-        validations = validator.validate([p.proposal for p in proposed], step=0, source="seeding")
-        store.add([v.task for v in validations if v.task is not None], meta={"seeding_rounds": str(round_ + 1)})
-    counts = {t: store.count(t) for t in play.task_types}
-    if stop is None or not stop.requested:
-        store.add([], meta={"seeding": "done"})
-    if any(n < target for n in counts.values()):
-        log.warning(
-            "seeding stopped after %d rounds short of %d tasks per buffer: %s. Training goes on; a buffer "
-            "that is empty skips its solver batch until the model proposes valid tasks of that type.",
-            s.max_seed_rounds, target, counts,
-        )  # fmt: skip
-    say(f"buffers: {counts}")
-
-
-def _eval_benches(config: Config) -> list[tuple[str, Path | None]]:
-    """eval.bench as (name, file) pairs, checked before the model loads."""
-    import importlib.util
-
-    from azr.base import heldout_path
-    from azr.eval.benchmarks import SPECS, BenchmarkError, parse_benchmarks
-
-    try:
-        benches = parse_benchmarks(config.eval.bench or "heldout")
-    except BenchmarkError as error:
-        raise ConfigError(f"eval.bench: {error}") from None
-    if sum(name in ("heldout", "file") for name, _ in benches) > 1:
-        raise ConfigError("eval.bench: at most one of heldout and seed files (each logs as eval/<type>/pass@1)")
-    for name, path in benches:
-        if name != "file" and SPECS[name].kind != "reasoning":
-            raise ConfigError(
-                f"eval.bench: {name} is not a reasoning benchmark; training validates on heldout, cruxeval*"
-            )
-        if path is not None and not path.exists():
-            raise ConfigError(f"eval.bench: no file {path}")
-        if path is not None and path.suffix != ".gz":  # read now, not after minutes of model loading
-            try:
-                read_text(path, "benchmark file")
-            except UserFileError as error:
-                raise ConfigError(f"eval.bench: {error}") from None
-        if name == "heldout" and path is None and heldout_path() is None:
-            raise ConfigError("eval.bench: the embedded held-out set is not installed; give heldout=FILE")
-        if name not in ("heldout", "file") and path is None and importlib.util.find_spec("datasets") is None:
-            raise ConfigError(f"eval.bench: give {name}=FILE (or pip install datasets to fetch it from the hub)")
-    return benches
-
-
-class _Evaluator:
-    """Greedy pass@1 on fixed reasoning benchmarks (the held-out tasks by default; CRUXEval when
-    configured), loaded and checked once. The held-out set and seed files log as
-    eval/<type>/pass@1, a named benchmark as eval/<name>/<type>/pass@1."""
-
-    def __init__(self, play: SelfPlay, executor: Executor, benches: list[tuple[str, Path | None]]) -> None:
-        from azr.eval.benchmarks import BenchmarkError, load
-
-        config = play.config.eval
-        types = list(config.task_types)
-        self.benchmarks = []
-        for name, path in benches:
-            try:
-                benchmark = load(name, path, executor, types, config.limit, play.config.train.seed)
-            except BenchmarkError as error:
-                raise ConfigError(f"eval.bench: {error}") from None
-            benchmark.problems = [p for p in benchmark.problems if p.task.task_type in types]
-            if not benchmark.problems:
-                raise ConfigError(f"eval.bench: no task of eval.task_types in {name} ({benchmark.reasons})")
-            prefix = "eval/" if name in ("heldout", "file") else f"eval/{name}/"
-            self.benchmarks.append((prefix, benchmark))
-        self.play = play
-        self.sampling = Sampling(0.0, 1.0, config.max_new_tokens, play.template.stop)
-
-    def __call__(self) -> dict[str, float]:
-        from azr.eval.harness import generate, judge
-
-        started = time.perf_counter()
-        metrics = {}
-        play = self.play
-        for prefix, benchmark in self.benchmarks:
-            completions = generate(play.generator, play.template, benchmark, 1, self.sampling, 0, play.chat)
-            result = judge(benchmark, completions, play.template, play.verifier, [1])
-            metrics.update({f"{prefix}{name}/pass@1": numbers["pass@1"] for name, numbers in result["results"].items()})
-        metrics["time/eval"] = time.perf_counter() - started
-        return metrics
-
-
-class _StopOnSignal:
-    """The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step; the second
-    stops at once."""
-
-    def __init__(self) -> None:
-        self.requested: int | None = None
-        """The signal that asked to stop; None until one does."""
-        self._previous = {}
-        for number in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread: no handler
-                self._previous[number] = signal.signal(number, self._handle)
-
-    def _handle(self, number: int, frame: Any) -> None:
-        if self.requested:
-            print("\nazr: stopped; the last checkpoint stands (run the same command to resume)", file=sys.stderr)
-            if number == signal.SIGINT:
-                raise KeyboardInterrupt
-            raise SystemExit(128 + number)  # the shell's code for the signal, as for the first one
-        self.requested = number
-        print("\nazr: finishing this step, then saving (Ctrl-C again to stop now)", file=sys.stderr)
-
-    def restore(self) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-
-
-class _progress:
-    """A rich progress bar with the step's key numbers; plain lines without a console."""
-
-    def __init__(self, console: Any, total: int, start: int) -> None:
-        self.console, self.total, self.start = console, total, start
-
-    def __enter__(self) -> Any:
-        if self.console is None:
-            return lambda step, metrics: print(f"step {step}/{self.total} {_summary(metrics)}", flush=True)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
-            TextColumn("{task.description}"), console=self.console,
-        )  # fmt: skip
-        self.bar.start()
-        task = self.bar.add_task("", total=self.total, completed=self.start)
-
-        def update(step: int, metrics: dict[str, float]) -> None:
-            self.bar.update(task, completed=step, description=_summary(metrics))
-
-        return update
-
-    def __exit__(self, *_: object) -> None:
-        if self.console is not None:
-            self.bar.stop()
-
-
-def _summary(metrics: dict[str, float]) -> str:
-    def mean(prefix: str, suffix: str) -> float | None:
-        values = [v for k, v in metrics.items() if k.startswith(prefix) and k.endswith(suffix) and v is not None]
-        return sum(values) / len(values) if values else None
-
-    parts = []
-    valid = mean("propose/", "/valid_rate")
-    accuracy = mean("solve/", "/accuracy")
-    if valid is not None:
-        parts.append(f"valid {valid:.2f}")
-    if accuracy is not None:
-        parts.append(f"solved {accuracy:.2f}")
-    parts.append(f"{metrics.get('time/step', 0):.1f}s/step")
-    return "  ".join(parts)

@@ -18,7 +18,9 @@ import math
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
-STATS = ("sample", "token")
+from azr.config import AdvantageStats, choices
+
+STATS = choices(AdvantageStats)
 
 
 def group_advantages(

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-SHAPINGS = ("paper", "none")
+from azr.config import Shaping, choices
+
+SHAPINGS = choices(Shaping)
 
 FORMAT_ERROR_REWARD = -1.0
 WRONG_BUT_WELL_FORMED_REWARD = -0.5

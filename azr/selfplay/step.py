@@ -1,24 +1,29 @@
 """One step of Absolute Zero self-play: the file to read first (AZR paper, Algorithm 1).
 
-    1. PROPOSE    B tasks per type: deduction and abduction proposers see K reference triplets,
-                  the induction proposer one program from the buffers            (propose.py)
-    2. VALIDATE   the proposals that parse, pass the filter, run, return plain data and are
-                  deterministic become tasks, stamped with the step              (validate.py)
+    1. PROPOSE    B tasks per type, each proposer shown what its family draws from the buffers:
+                  K reference triplets (deduction, abduction), one program (induction), K
+                  earlier problems (math)                                          (propose.py)
+    2. VALIDATE   the proposals that parse, pass the family's checks and the filter, run, return
+                  plain data and are deterministic become tasks, stamped with the step
+                                                                       (azr/tasks/validate.py)
     3. LEARNABILITY  N_mc solver rollouts at temperature 1 on each new task: solve rate s,
                   proposer reward 1 - s if 0 < s < 1 else 0 (Eq. 4)              (solve.py, reward.py)
-    4. SOLVE      B tasks per type from the buffers, newest first, one answer each, verified:
-                  solver reward 1 or 0 (Eq. 5)                                   (solve.py, verify.py)
+    4. SOLVE      B tasks per type from the buffers, newest first, one answer each, judged by
+                  its family: solver reward 1 or 0 (Eq. 5)          (solve.py, azr/tasks/verify.py)
     5. ADVANTAGES rewards shaped for format (Eq. 6), then TRR++: one baseline per (task type,
                   role), (r - mean) / std (Eq. 8)                                (advantages.py)
-    6. UPDATE     one policy-gradient update, PPO clipped surrogate with a token mean; with one
-                  mini-batch and one epoch (the paper) it is REINFORCE           (update.py, loss.py)
+    6. UPDATE     one policy-gradient update on the step's trajectories, PPO clipped surrogate with
+                  a token mean; with one mini-batch and one epoch (the paper) it is REINFORCE
+                                                                                (update.py, loss.py)
 
 Deviations from the paper and the authors' code, and where each one lives:
 - Determinism is checked by two runs in separate processes with different PYTHONHASHSEED (the
   authors ran twice in one process); oversized outputs are rejected, not truncated; programs may
-  have helpers and classes (validate.py).
+  have helpers and classes (azr/tasks/validate.py).
 - Answers are parsed as literals and compared outside the sandbox, never spliced into code and
-  `eval`'d (verify.py).
+  `eval`'d (azr/tasks/verify.py).
+- Task types beyond the paper's three, off unless configured: `math`, word problems grounded by a
+  program and judged by math-verify (azr/tasks/math.py).
 - Options beyond the paper, off unless configured: `selfplay.reuse_rollouts` trains the solver on
   the N_mc rollouts of stage 3 too (the paper discards them, ~80% of the tokens it generates);
   `selfplay.baseline=prompt` uses a per-prompt (GRPO-style) baseline for them;
@@ -33,6 +38,7 @@ Deviations from the paper and the authors' code, and where each one lives:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import random
@@ -51,7 +57,7 @@ from azr.selfplay.advantages import group_advantages
 from azr.selfplay.propose import Proposed, propose
 from azr.selfplay.reward import accuracy, learnability, shaped, solve_rate
 from azr.selfplay.solve import Solved, solve
-from azr.selfplay.update import Sample, Updater
+from azr.selfplay.update import Trajectory, Updater
 from azr.tasks import FormatError, InductionTask, InternalError, Role, Stage, Validation
 from azr.tasks.guard import guarded
 from azr.tasks.programs import normalized
@@ -93,7 +99,7 @@ class StepResult:
     metrics: dict[str, float]
     samples: list[dict[str, Any]]
     """A few proposals and answers, and every sample that hit an internal error, for samples.jsonl."""
-    trained: list[Sample]
+    trained: list[Trajectory]
     """The sequences of the update, with their rewards and advantages."""
     internal_errors: list[InternalErrorSample]
     """The samples whose handling raised: bugs of ours."""
@@ -163,27 +169,30 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
         )]  # fmt: skip
 
     # 5. ADVANTAGES: format shaping (Eq. 6), then TRR++ (Eq. 8)
-    samples = [
-        _sample(Role.PROPOSE, p.task_type, p.completion, reward, cfg.baseline, p.prompt)
+    trajectories = [
+        _trajectory(Role.PROPOSE, p.task_type, p.completion, reward, cfg.baseline, p.prompt)
         for p, reward in zip(proposed, proposer_rewards, strict=True)
     ]
     solver_rollouts = solved + ([r for task in rollouts for r in task] if cfg.reuse_rollouts else [])
-    samples += [
-        _sample(Role.SOLVE, r.task.task_type, r.completion, _solver_reward(r, cfg.reward_shaping), cfg.baseline,
+    trajectories += [
+        _trajectory(Role.SOLVE, r.task.task_type, r.completion, _solver_reward(r, cfg.reward_shaping), cfg.baseline,
                 r.prompt)
         for r in solver_rollouts
     ]  # fmt: skip
     advantages = group_advantages(
-        [s.reward for s in samples], [s.group for s in samples], [len(s.ids) for s in samples], cfg.advantage_stats
+        [t.reward for t in trajectories],
+        [t.group for t in trajectories],
+        [len(t.ids) for t in trajectories],
+        cfg.advantage_stats,
     )
-    samples = [_with_advantage(s, a) for s, a in zip(samples, advantages, strict=True)]
+    trajectories = [_with_advantage(t, a) for t, a in zip(trajectories, advantages, strict=True)]
 
     # 6. UPDATE
     update = {}
     if play.updater is not None:
         torch.manual_seed(seed)  # whatever in the update draws (LoRA dropout) follows from the step too
         with _timed(play, "update"):
-            update = play.updater.update(samples, seed)
+            update = play.updater.update(trajectories, seed)
 
     play.timer["step"] = time.perf_counter() - started
     # the valid programs' normal forms, for distinct_programs: metrics read model text too
@@ -191,10 +200,10 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     errors = _internal_errors(proposed, validations, forms, [*solved, *(r for task in rollouts for r in task)])
     if errors:
         log.error("%d samples hit internal errors (bug in azr): see samples.jsonl", len(errors))
-    metrics = _metrics(play, proposed, validations, forms, stored, rollouts, solved, samples, update)
+    metrics = _metrics(play, proposed, validations, forms, stored, rollouts, solved, trajectories, update)
     metrics["errors/internal"] = len(errors)
     examples = _examples(play, step, proposed, validations, solved) + [e.row(step) for e in errors]
-    return StepResult(metrics, examples, samples, errors)
+    return StepResult(metrics, examples, trajectories, errors)
 
 
 # -- the pieces ------------------------------------------------------------------------------------
@@ -240,16 +249,16 @@ def _solver_reward(rollout: Solved, shaping: str) -> float:
     return shaped(accuracy(rollout.verdict.correct), not isinstance(rollout.answer, FormatError), shaping)
 
 
-def _sample(role: Role, task_type: str, completion: Any, reward: float, baseline: str, prompt: str) -> Sample:
+def _trajectory(role: Role, task_type: str, completion: Any, reward: float, baseline: str, prompt: str) -> Trajectory:
     # TRR++: one baseline per (task type, role). GRPO-style (`prompt`): one per solver prompt, the
     # groups the reused rollouts form; proposer prompts never repeat, so proposers keep TRR++'s.
     per_prompt = baseline == "prompt" and role is Role.SOLVE
     group = (task_type, role.value, prompt) if per_prompt else (task_type, role.value)
-    return Sample(role, task_type, completion.prompt_ids, completion.ids, reward, group)
+    return Trajectory(role, task_type, completion.prompt_ids, completion.ids, reward, group)
 
 
-def _with_advantage(sample: Sample, advantage: float) -> Sample:
-    return Sample(sample.role, sample.task_type, sample.prompt_ids, sample.ids, sample.reward, sample.group, advantage)
+def _with_advantage(trajectory: Trajectory, advantage: float) -> Trajectory:
+    return dataclasses.replace(trajectory, advantage=advantage)
 
 
 class _timed:
@@ -289,7 +298,7 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _metrics(play, proposed, validations, forms, stored, rollouts, solved, samples, update) -> dict[str, float]:
+def _metrics(play, proposed, validations, forms, stored, rollouts, solved, trajectories, update) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for task_type in play.task_types:
         name = task_type
@@ -321,7 +330,7 @@ def _metrics(play, proposed, validations, forms, stored, rollouts, solved, sampl
             metrics[f"solve/{name}/format_error_rate"] = _mean([isinstance(r.answer, FormatError) for r in answers])
             metrics[f"solve/{name}/internal_error"] = _mean([r.verdict.internal_error is not None for r in answers])
         for role in Role:
-            rewards = [s.reward for s in samples if s.role is role and s.task_type == task_type]
+            rewards = [t.reward for t in trajectories if t.role is role and t.task_type == task_type]
             if rewards:
                 metrics[f"{role.value}/{name}/reward"] = _mean(rewards)
         metrics[f"store/{name}/size"] = play.store.count(task_type)

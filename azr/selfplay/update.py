@@ -24,8 +24,9 @@ from azr.tasks import Role
 
 
 @dataclass(frozen=True)
-class Sample:
-    """One response to train on."""
+class Trajectory:
+    """One response to train on: its prompt and completion tokens, reward and advantage. (A
+    "sample", in this project, is a logged example: samples.jsonl, `azr eval --samples`.)"""
 
     role: Role
     task_type: str
@@ -61,28 +62,28 @@ class Updater:
             parameter.requires_grad_(False)
         return reference
 
-    def update(self, samples: Sequence[Sample], seed: int) -> dict[str, float]:
-        """Train on `samples`; returns the update's statistics."""
+    def update(self, trajectories: Sequence[Trajectory], seed: int) -> dict[str, float]:
+        """Train on `trajectories`; returns the update's statistics."""
         config = self.config
-        if not samples:
+        if not trajectories:
             return {}
-        order = list(range(len(samples)))
+        order = list(range(len(trajectories)))
         random.Random(seed).shuffle(order)
         mini_batches = [order[i :: config.mini_batches] for i in range(config.mini_batches)]
         mini_batches = [m for m in mini_batches if m]
         on_policy = config.mini_batches == 1 and config.epochs == 1
-        old = None if on_policy else self._logprobs(samples)
+        old = None if on_policy else self._logprobs(trajectories)
         totals: dict[str, float] = {"loss": 0.0, "policy": 0.0, "kl": 0.0, "entropy": 0.0, "clip_fraction": 0.0}
         norms = []
         self.policy.model.train()
         for _ in range(config.epochs):
             for mini in mini_batches:
-                token_count = sum(len(samples[i].ids) for i in mini)
+                token_count = sum(len(trajectories[i].ids) for i in mini)
                 self.optimizer.zero_grad(set_to_none=True)
                 for start in range(0, len(mini), config.micro_batch_size):
                     micro = mini[start : start + config.micro_batch_size]
                     old_micro = None if old is None else [old[i] for i in micro]
-                    terms = self._loss([samples[i] for i in micro], old_micro, token_count)
+                    terms = self._loss([trajectories[i] for i in micro], old_micro, token_count)
                     terms.loss.backward()
                     for key, value in (("loss", terms.loss.item()), ("policy", terms.policy), ("kl", terms.kl),
                                        ("entropy", terms.entropy), ("clip_fraction", terms.clip_fraction)):  # fmt: skip
@@ -97,13 +98,13 @@ class Updater:
         stats = {key: value / updates for key, value in totals.items() if key not in skipped}
         stats["grad_norm"] = sum(norms) / len(norms)
         stats["lr"] = self.scheduler.get_last_lr()[0]
-        stats["sequences"] = float(len(samples))
-        stats["tokens"] = float(sum(len(s.ids) for s in samples))
+        stats["sequences"] = float(len(trajectories))
+        stats["tokens"] = float(sum(len(s.ids) for s in trajectories))
         return stats
 
-    def _loss(self, samples: Sequence[Sample], old: Sequence[torch.Tensor] | None, token_count: int):
+    def _loss(self, trajectories: Sequence[Trajectory], old: Sequence[torch.Tensor] | None, token_count: int):
         config = self.config
-        batch = self.policy.batch([s.prompt_ids for s in samples], [s.ids for s in samples])
+        batch = self.policy.batch([s.prompt_ids for s in trajectories], [s.ids for s in trajectories])
         logprobs, entropy = self.policy.logprobs(batch, with_entropy=bool(config.entropy_coef))
         mask = batch.completion_mask
         if old is None:
@@ -113,7 +114,7 @@ class Updater:
             for row, values in enumerate(old):
                 old_logprobs[row, : len(values)] = values
         reference = self._reference_logprobs(batch) if config.kl_coef else None
-        advantages = torch.tensor([s.advantage for s in samples], device=logprobs.device)
+        advantages = torch.tensor([s.advantage for s in trajectories], device=logprobs.device)
         return policy_loss(
             logprobs, old_logprobs, advantages, mask, config.clip_ratio, token_count,
             ref_logprobs=reference, kl_coef=config.kl_coef, entropy=entropy, entropy_coef=config.entropy_coef,
@@ -131,11 +132,11 @@ class Updater:
             self.policy.model = current
 
     @torch.no_grad()
-    def _logprobs(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
+    def _logprobs(self, trajectories: Sequence[Trajectory]) -> list[torch.Tensor]:
         """Log-probabilities of every sample under the current weights, before any update."""
         result = []
-        for start in range(0, len(samples), self.config.micro_batch_size):
-            micro = samples[start : start + self.config.micro_batch_size]
+        for start in range(0, len(trajectories), self.config.micro_batch_size):
+            micro = trajectories[start : start + self.config.micro_batch_size]
             batch = self.policy.batch([s.prompt_ids for s in micro], [s.ids for s in micro])
             logprobs, _ = self.policy.logprobs(batch)
             result += [logprobs[i, : len(s.ids)].detach() for i, s in enumerate(micro)]

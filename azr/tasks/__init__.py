@@ -9,7 +9,7 @@ checked on (hidden). Families beyond the paper's define their records in their o
 Each kind of task is a family (azr.tasks.family); a record's `task_type` is its family's name,
 a plain string (`TaskType` names the three of the paper).
 
-Inputs are canonical argument lists (`'a', [1, 2]`), outputs canonical reprs (azr.executor.literals),
+Inputs are canonical argument lists (`'a', [1, 2]`), outputs canonical reprs (azr.executor.plain),
 so two tasks are the same task iff their texts are equal.
 """
 

@@ -24,8 +24,9 @@ from typing import Any
 
 import torch
 
+from azr.disk import WriteRefused, resource_problem, sync_directory, unused_name
 from azr.engine.policy import Policy
-from azr.run.rundir import WriteRefused, fault_point, resource_problem, sync_directory, unused_name
+from azr.run.rundir import fault_point
 from azr.selfplay.update import Updater
 
 _NAME = re.compile(r"^step-(\d+)$")

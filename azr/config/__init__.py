@@ -5,36 +5,60 @@ minutes (the preset file is empty on purpose; experiments/tiny-selfplay shows wh
 override some of them (`paper-7b`: the paper's numbers; `gpu-1.5b-lora`: one GPU, LoRA); dotted
 `key=value` overrides on the command line come last. OmegaConf (structured configs) does the
 merging and type checking; `check` adds the cross-field rules, with errors that say what to change.
+
+This package is the bottom layer: it imports no implementation. Where a key takes one of a few
+values, the choices are Enums owned here, and the implementations read them from here. Reading
+files and overrides, and `azr train --help-config`, are in `azr.config.files`.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import itertools
-import json
 import math
 import re
-import textwrap
 import typing
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
+from enum import Enum
 from typing import Any
 
-import yaml
-from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING, OmegaConf
 
-from azr.executor.config import ISOLATIONS, ExecutorConfig
-from azr.prompts import TEMPLATES
-from azr.selfplay.advantages import STATS
-from azr.selfplay.reward import SHAPINGS
 from azr.tasks.registry import PAPER, REGISTRY
-from azr.userfiles import UserFileError, decode, one_line, plain_yaml, read_bytes, yaml_problem
 
 _ = MISSING
+
+
+class TemplateName(str, Enum):
+    """`selfplay.template` (azr.prompts)."""
+
+    AZR = "azr"
+    COMPACT = "compact"
+
+
+class Shaping(str, Enum):
+    """`selfplay.reward_shaping` (azr.selfplay.reward)."""
+
+    PAPER = "paper"
+    NONE = "none"
+
+
+class AdvantageStats(str, Enum):
+    """`selfplay.advantage_stats` (azr.selfplay.advantages)."""
+
+    SAMPLE = "sample"
+    TOKEN = "token"
+
+
+class Isolation(str, Enum):
+    """`executor.isolation` (azr.executor: the same three, which the executor checks itself)."""
+
+    AUTO = "auto"
+    BWRAP = "bwrap"
+    NONE = "none"
+
+
+def choices(kind: type[Enum]) -> tuple[str, ...]:
+    return tuple(member.value for member in kind)
 
 
 @dataclass
@@ -178,7 +202,9 @@ class OptimConfig:
 
 @dataclass
 class ExecutorSection:
-    """The sandbox (azr.executor.ExecutorConfig's keys, with CPU-sized defaults)."""
+    """The sandbox (azr.executor.ExecutorConfig's keys). These defaults are every azr command's:
+    training, and `azr exec`, `verify`, `tasks` and `eval` unless given `--timeout`, `--memory-mb`...
+    (`azr eval --config RUN/config.yaml` takes a run's)."""
 
     timeout: float = 5.0
     """Seconds a program may run (paper: 10)."""
@@ -198,10 +224,12 @@ class EvalConfig:
     every: int = 10
     """Evaluate before step 1 and every this many steps; 0: never."""
     bench: str = ""
-    """Comma-separated reasoning benchmarks, as for `azr eval --bench`: `heldout` (the embedded
-    model's held-out set, the default when empty) or a tasks file in the seed format (at most one
-    of these two: they log as eval/<type>/pass@1), and `cruxeval=FILE` (or cruxeval-o, cruxeval-i;
-    AZR validates on CRUXEval-I/O), logged as eval/cruxeval/<type>/pass@1."""
+    """Comma-separated benchmarks, as for `azr eval --bench`: `heldout` (the embedded model's
+    held-out set, the default when empty) or a tasks file in the seed format (at most one of these
+    two: they log as eval/<type>/pass@1); `cruxeval=FILE` (or cruxeval-o, cruxeval-i; AZR validates
+    on CRUXEval-I/O), logged as eval/cruxeval/<type>/pass@1; and the math suite (`math500=FILE`,
+    `aime24=FILE`...: the `math` family's validation set, needs math-verify), logged as
+    eval/<name>/<name>/pass@1. Raise `max_new_tokens` for math."""
     task_types: list[str] = field(default_factory=lambda: list(PAPER))
     """Task types evaluated on the held-out set and seed files."""
     limit: int = 200
@@ -248,108 +276,6 @@ class ConfigError(ValueError):
     """A config that cannot run; the message names the key and what to change."""
 
 
-PRESETS = ("tiny-cpu", "paper-7b", "gpu-1.5b-lora")
-
-
-def preset_path(name: str) -> Path:
-    """The YAML file of a preset shipped with azr."""
-    return Path(str(resources.files("azr") / "configs" / f"{name}.yaml"))
-
-
-def load(config_file: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults, then a preset or YAML file, then dotted `key=value` overrides; checked. Anything
-    wrong (a file that is missing, not UTF-8, not YAML, not a mapping of keys; an unknown key, a
-    wrong type, a broken rule) is a ConfigError of one line that says where and what to change. An
-    empty file changes nothing (the tiny-cpu preset is one)."""
-    merged: DictConfig = OmegaConf.structured(Config)
-    if config_file:
-        path = Path(config_file)
-        if not path.exists() and config_file in PRESETS:
-            path = preset_path(config_file)
-        if not path.exists():
-            raise ConfigError(f"no config file {config_file!r}: give a path or a preset ({', '.join(PRESETS)})")
-        name = f"config file {config_file}"
-        try:
-            text = decode(read_bytes(path, "config file"), name)
-        except UserFileError as error:
-            raise ConfigError(str(error)) from None
-        merged = _merge(merged, _mapping(text, name), name)
-    dotted = OmegaConf.create()
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not key=value (e.g. train.steps=5)")
-        key, _, value = item.partition("=")
-        if _is_list(merged, key.strip()) and not value.lstrip().startswith("["):
-            item = f"{key}=[{value}]"  # selfplay.task_types=deduction,abduction as [deduction,abduction]
-        try:
-            dotted.merge_with_dotlist([item])
-        except (yaml.YAMLError, UnicodeError, RecursionError) as error:  # the value is parsed as YAML
-            raise ConfigError(f"override {item!r}: {yaml_problem(error)}") from None
-        except OmegaConfBaseException as error:
-            raise ConfigError(_explain(error)) from None
-    return _checked(_merge(merged, dotted, ""))
-
-
-def _is_list(config: DictConfig, key: str) -> bool:
-    try:
-        return OmegaConf.is_list(OmegaConf.select(config, key, default=None))
-    except OmegaConfBaseException:  # a malformed key: the merge says what is wrong with it
-        return False
-
-
-def _mapping(text: str, name: str) -> DictConfig:
-    """The mapping of keys a YAML document holds ({} for an empty one). Plain YAML only: a tag
-    (`!!python/...`, `!foo`) is refused, as are a list or a single value at the top."""
-    at = f"{name}: " if name else ""
-    try:
-        root = plain_yaml(text)
-    except UserFileError as error:
-        raise ConfigError(at + str(error)) from None
-    if root is None:
-        return OmegaConf.create()
-    if not isinstance(root, yaml.MappingNode):
-        what = "a list" if isinstance(root, yaml.SequenceNode) else f"the single value {root.value[:40]!r}"
-        raise ConfigError(
-            f"{at}it holds {what}, not a mapping of keys: write sections of `key: value` lines "
-            "(see `azr train --help-config`)"
-        )
-    try:
-        return OmegaConf.create(text)  # type: ignore[return-value]  # OmegaConf's YAML: 1e-4 is a float
-    except (yaml.YAMLError, RecursionError) as error:
-        raise ConfigError(at + yaml_problem(error)) from None
-    except OmegaConfBaseException as error:  # a value OmegaConf does not hold: a date, bytes, a set
-        raise ConfigError(at + _explain(error)) from None
-
-
-def _merge(base: DictConfig, other: DictConfig, name: str) -> DictConfig:
-    at = f"{name}: " if name else ""
-    try:
-        return OmegaConf.merge(base, other)  # type: ignore[return-value]
-    except OmegaConfBaseException as error:
-        raise ConfigError(at + _explain(error)) from None
-    except (TypeError, ValueError, AttributeError, KeyError) as error:  # OmegaConf's own, on odd shapes
-        raise ConfigError(
-            f"{at}cannot be merged into the config ({type(error).__name__}: {one_line(str(error))})"
-        ) from None
-
-
-def _checked(merged: DictConfig) -> Config:
-    try:
-        config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as error:
-        raise ConfigError(_explain(error)) from None
-    check(config)
-    return config
-
-
-def _explain(error: OmegaConfBaseException) -> str:
-    key = one_line(getattr(error, "full_key", "") or "")
-    message = one_line(str(error).split("\n    full_key:")[0])  # OmegaConf's details follow
-    if "Key" in message and "not in" in message:
-        return f"unknown key {key!r}: see `azr train --help-config` for the keys"
-    return f"{key}: {message}" if key else message
-
-
 _KINDS = {int: "an integer", float: "a number", str: "a string"}
 
 
@@ -381,14 +307,15 @@ def check(config: Config) -> None:
         (s.references >= 0, "selfplay.references must be >= 0"),
         (s.n_mc >= 2, "selfplay.n_mc must be >= 2 (a solve rate from one rollout is 0 or 1)"),
         (s.induction_inputs >= 2, "selfplay.induction_inputs must be >= 2 (half are hidden)"),
-        (s.template in TEMPLATES, f"selfplay.template must be one of {', '.join(TEMPLATES)}"),
-        (s.reward_shaping in SHAPINGS, f"selfplay.reward_shaping must be one of {', '.join(SHAPINGS)}"),
+        (s.template in choices(TemplateName), f"selfplay.template must be one of {', '.join(choices(TemplateName))}"),
+        (s.reward_shaping in choices(Shaping), f"selfplay.reward_shaping must be one of {', '.join(choices(Shaping))}"),
         (s.proposer_reward in ("learnability", "valid"), "selfplay.proposer_reward must be learnability or valid"),
         (config.eval.every >= 0 and config.eval.limit >= 1 and config.eval.max_new_tokens >= 1,
          "eval.every must be >= 0, eval.limit and eval.max_new_tokens >= 1"),
         (set(config.eval.task_types) <= set(REGISTRY),
          f"eval.task_types: choose from {', '.join(REGISTRY)}"),
-        (s.advantage_stats in STATS, f"selfplay.advantage_stats must be one of {', '.join(STATS)}"),
+        (s.advantage_stats in choices(AdvantageStats),
+         f"selfplay.advantage_stats must be one of {', '.join(choices(AdvantageStats))}"),
         (s.baseline in ("task_role", "prompt"), "selfplay.baseline must be task_role or prompt"),
         (s.baseline == "task_role" or s.reuse_rollouts,
          "selfplay.baseline=prompt needs selfplay.reuse_rollouts=true: only the reused rollouts share prompts"),
@@ -415,9 +342,11 @@ def check(config: Config) -> None:
         (0 < o.clip_ratio < 1, "optim.clip_ratio must be in (0, 1)"),
         (o.grad_clip > 0, "optim.grad_clip must be > 0"),
         (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas must be two numbers in [0, 1)"),
-        (e.isolation in ISOLATIONS, f"executor.isolation must be one of {', '.join(ISOLATIONS)}"),
-        (e.timeout > 0 and e.memory_mb >= 64 and e.workers >= 0,
-         "executor.timeout must be > 0, executor.memory_mb >= 64, executor.workers >= 0"),
+        (e.isolation in choices(Isolation), f"executor.isolation must be one of {', '.join(choices(Isolation))}"),
+        (0 < e.timeout <= 3600, "executor.timeout must be > 0 and <= 3600 seconds"),
+        (e.memory_mb >= 64, "executor.memory_mb must be >= 64 (the interpreter alone needs ~30)"),
+        (e.memory_mb < 2**43, "executor.memory_mb must be < 2**43 (the limit in bytes must fit in 63 bits)"),
+        (e.workers >= 0, "executor.workers must be >= 0 (0: one per CPU core)"),
         (-(2**63) <= t.seed < 2**63, "train.seed must be a 64-bit integer"),
         (t.steps >= 0 and t.save_every >= 1 and t.keep_checkpoints >= 1 and t.log_samples >= 0,
          "train.steps and train.log_samples must be >= 0, train.save_every and train.keep_checkpoints >= 1"),
@@ -430,63 +359,6 @@ def check(config: Config) -> None:
     for ok, message in rules:
         if not ok:
             raise ConfigError(message)
-    try:  # the sandbox's own rules, checked now rather than after the model loads
-        ExecutorConfig(**dataclasses.asdict(e))
-    except ValueError as error:
-        raise ConfigError("executor." + str(error).removeprefix("executor config: ").split(", got ")[0]) from None
-
-
-def to_yaml(config: Config) -> str:
-    return OmegaConf.to_yaml(OmegaConf.structured(config))
-
-
-def from_yaml(text: str | bytes) -> Config:
-    """The config `to_yaml` wrote (text, or its UTF-8 bytes), checked. A file that is empty, not
-    UTF-8, not YAML or not a mapping, or that holds an unknown key or a wrong type (hand-edited),
-    is a ConfigError of one line naming the key or the problem."""
-    if isinstance(text, bytes):
-        try:
-            text = decode(text, "the config")
-        except UserFileError as error:
-            raise ConfigError(str(error).removeprefix("the config: ")) from None
-    if not text.strip():
-        raise ConfigError("it is empty (a saved config lists every key)")
-    return _checked(_merge(OmegaConf.structured(Config), _mapping(text, ""), ""))
-
-
-def describe_keys() -> str:
-    """Every key with its default and its documentation, as YAML with comments, for
-    `azr train --help-config`: the docstrings under each field of the dataclasses above."""
-    return "".join(_describe(Config(), ""))
-
-
-def _describe(section: Any, indent: str) -> list[str]:
-    notes = _field_docs(type(section))
-    lines = []
-    for spec in dataclasses.fields(section):
-        value = getattr(section, spec.name)
-        nested = dataclasses.is_dataclass(value)
-        doc = inspect.getdoc(type(value)) if nested else notes.get(spec.name, "")
-        lines += [f"{indent}# {line}".rstrip() + "\n" for line in (doc or "").splitlines()]
-        if nested:
-            lines += [f"{indent}{spec.name}:\n", *_describe(value, indent + "  ")]
-        else:
-            lines.append(f"{indent}{spec.name}: {json.dumps(value)}\n")  # JSON is YAML's flow style
-    return lines
-
-
-def _field_docs(cls: type) -> dict[str, str]:
-    """The string under each field of a dataclass's source (empty where the source is not shipped)."""
-    try:
-        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body  # type: ignore[attr-defined]
-    except (OSError, TypeError, IndexError, AttributeError):
-        return {}
-    docs = {}
-    for node, after in itertools.pairwise(body):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):  # fmt: skip
-            docs[node.target.id] = inspect.cleandoc(after.value.value)
-    return docs
 
 
 def as_dict(config: Config) -> dict[str, Any]:
