@@ -116,10 +116,12 @@ def test_answers_are_judged_by_math_verify(verifier):
             (apples, Answer("math", "\\boxed{11}")),
             (apples, Answer("math", "first \\boxed{10}, no: \\boxed{12}")),  # the last \boxed counts
             (apples, FormatError("no \\boxed{} in the answer")),
+            (share, Answer("math", "0.6666666666666666")),  # a bare answer (azr verify without a template)
+            (share, Answer("math", "0.5")),
         ]
     )
-    assert [v.correct for v in verdicts] == [True, True, True, False, False, False]
-    assert [v.mistake for v in verdicts[3:]] == [Mistake.WRONG, Mistake.WRONG, Mistake.FORMAT]
+    assert [v.correct for v in verdicts] == [True, True, True, False, False, False, True, False]
+    assert [v.mistake for v in verdicts[3:6]] == [Mistake.WRONG, Mistake.WRONG, Mistake.FORMAT]
 
 
 def test_hostile_answers_reach_sympy_only_in_the_sandbox(verifier, tmp_path):
@@ -222,3 +224,24 @@ def test_a_step_with_math(tmp_path, sandbox):
     assert proposers == [0.5, -0.5, -1.0, -1.0]
     assert m["solve/math/accuracy"] == 0.5  # the batch: the two new tasks, newest first, then repeats
     assert store.count("math") == 2 and result.internal_errors == []
+
+
+def test_azr_verify_judges_math_lines(tmp_path, capsys):
+    from azr.cli import main
+
+    lines = [
+        {"id": 1, "task_type": "math", "output": "10", "answer": "12 - 2 = \\boxed{10}"},
+        {"id": 2, "task_type": "math", "output": "3/4", "answer": "\\boxed{0.75}"},
+        {"id": 3, "task_type": "math", "output": "3/4", "answer": "0.7"},
+        {"id": 4, "task_type": "math", "answer": "\\boxed{1}"},
+    ]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["verify", str(path)]) == 0
+    verdicts = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(v["correct"], v["reason"]) for v in verdicts] == [
+        (True, "correct"),
+        (True, "correct"),
+        (False, "wrong"),
+        (False, "invalid_task"),
+    ]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from azr.executor import NotPlainData, parse_arguments, parse_value
 from azr.tasks import Rejection, Validation
 from azr.tasks.family import Rules
+from azr.tasks.programs import ProgramCheck, check_program
 
 PROGRAM_PLACEHOLDER = "def f(...):\n    ..."
 
@@ -40,6 +41,17 @@ def is_utf8(*texts: str) -> bool:
 
 
 NOT_UTF8 = "the text is not valid UTF-8 (a lone surrogate?)"
+
+
+def checked_program(program: str, texts: Sequence[str], rules: Rules) -> ProgramCheck | Validation:
+    """The static filter's verdict on a proposal's program (its imports, when it passes), once the
+    program and the proposal's other `texts` are all UTF-8; else the rejection."""
+    if not is_utf8(program, *texts):
+        return Validation(None, Rejection.FORMAT, NOT_UTF8)
+    check = check_program(program, rules.filter)
+    return check if check.ok else Validation(None, check.rejection, check.detail)
+
+
 NOT_TASK_DATA = "complex numbers and Ellipsis are plain data, but not task data (AZR.md section 3)"
 
 

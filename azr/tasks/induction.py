@@ -27,10 +27,9 @@ from azr.tasks import (
 )
 from azr.tasks.code import (
     INPUT_RULE,
-    NOT_UTF8,
     PROGRAM_PLACEHOLDER,
     canonical_inputs,
-    is_utf8,
+    checked_program,
     outputs_are_task_data,
     strings,
     task_input,
@@ -80,11 +79,9 @@ class Induction(TaskFamily):
 
     def check(self, proposal: Proposal, rules: Rules) -> Runs | Validation:
         assert isinstance(proposal, InductionProposal)
-        if not is_utf8(proposal.program, *proposal.inputs, proposal.message):
-            return Validation(None, Rejection.FORMAT, NOT_UTF8)
-        check = check_program(proposal.program, rules.filter)
-        if not check.ok:
-            return Validation(None, check.rejection, check.detail)
+        check = checked_program(proposal.program, [*proposal.inputs, proposal.message], rules)
+        if isinstance(check, Validation):
+            return check
         inputs = canonical_inputs(proposal.inputs, rules)
         if isinstance(inputs, Validation):
             return inputs

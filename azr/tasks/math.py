@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from azr.executor import parse_value
-from azr.tasks import Answer, FormatError, Proposal, Rejection, Role, Task, Validation, Verdict
-from azr.tasks.code import NOT_UTF8, is_utf8, program_rules, task_output
+from azr.tasks import Answer, FormatError, Proposal, Role, Task, Validation, Verdict
+from azr.tasks.code import checked_program, program_rules, task_output
 from azr.tasks.family import Ask, AskOptions, Build, Check, Expect, Field, Fields, Rules, Runs, TaskFamily
-from azr.tasks.programs import check_program, dedup_key
+from azr.tasks.programs import dedup_key
 
 if TYPE_CHECKING:
     from azr.executor import ExecutorConfig
@@ -68,7 +68,8 @@ _FRACTION = re.compile(r"-?[0-9]{1,100}/[0-9]{1,100}")
 MAX_PROBLEM_CHARS = 2000
 """A longer problem is rejected (`empty_problem`): a word problem is a paragraph, not a page."""
 MAX_ANSWER_CHARS = 1000
-"""What math-verify reads of an answer: from its last `\\boxed` on, at most this much."""
+"""What math-verify reads of an answer: from its last `\\boxed` on, at most this much (of a bare
+answer, its end)."""
 
 
 @dataclass(frozen=True)
@@ -176,13 +177,11 @@ class MathFamily(TaskFamily):
 
     def check(self, proposal: Proposal, rules: Rules) -> Runs | Validation:
         assert isinstance(proposal, MathProposal)
-        if not is_utf8(proposal.problem, proposal.program):
-            return Validation(None, Rejection.FORMAT, NOT_UTF8)
+        check = checked_program(proposal.program, [proposal.problem], rules)
+        if isinstance(check, Validation):
+            return check
         if not proposal.problem.strip() or len(proposal.problem) > MAX_PROBLEM_CHARS:
             return Validation(None, MathRejection.EMPTY_PROBLEM, f"{len(proposal.problem.strip())} characters")
-        check = check_program(proposal.program, rules.filter)
-        if not check.ok:
-            return Validation(None, check.rejection, check.detail)
         return Runs(proposal.program, ("",), check.imports)  # f(), no arguments
 
     def check_outputs(self, proposal: Proposal, outputs: tuple[str, ...], rules: Rules) -> Validation | None:
@@ -212,7 +211,8 @@ class MathFamily(TaskFamily):
     def judge(self, task: Task, answer: Answer, rules: Rules) -> Verdict | Check:
         """math-verify, in the family's sandbox, on the answer's last `\\boxed{}` on."""
         assert isinstance(task, MathTask)
-        text = answer.text[answer.text.rfind("\\boxed") :][:MAX_ANSWER_CHARS]
+        boxed = answer.text.rfind("\\boxed")  # none: a bare final answer (azr verify without a template)
+        text = answer.text[boxed:][:MAX_ANSWER_CHARS] if boxed >= 0 else answer.text[-MAX_ANSWER_CHARS:]
         return Check(((SCORER, f"{reference(task.output)!r}, {[text]!r}", "[True]"),), policy=False)
 
     def sandbox(self, base: ExecutorConfig) -> ExecutorConfig | None:

@@ -7,19 +7,18 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from azr.tasks import FormatError, Proposal, Rejection, Role, Task, TripletProposal, TripletTask, Validation
+from azr.tasks import FormatError, Proposal, Role, Task, TripletProposal, TripletTask, Validation
 from azr.tasks.code import (
-    NOT_UTF8,
     PROGRAM_PLACEHOLDER,
     canonical_inputs,
-    is_utf8,
+    checked_program,
     outputs_are_task_data,
     program_rules,
     task_input,
     task_output,
 )
 from azr.tasks.family import Ask, AskOptions, Build, Expect, Field, Fields, Rules, Runs, TaskFamily
-from azr.tasks.programs import check_program, dedup_key
+from azr.tasks.programs import dedup_key
 
 if TYPE_CHECKING:
     from azr.tasks.store import TaskStore
@@ -53,11 +52,9 @@ class TripletFamily(TaskFamily):
 
     def check(self, proposal: Proposal, rules: Rules) -> Runs | Validation:
         assert isinstance(proposal, TripletProposal)
-        if not is_utf8(proposal.program, proposal.input):
-            return Validation(None, Rejection.FORMAT, NOT_UTF8)
-        check = check_program(proposal.program, rules.filter)
-        if not check.ok:
-            return Validation(None, check.rejection, check.detail)
+        check = checked_program(proposal.program, [proposal.input], rules)
+        if isinstance(check, Validation):
+            return check
         inputs = canonical_inputs([proposal.input], rules)
         return inputs if isinstance(inputs, Validation) else Runs(proposal.program, inputs, check.imports)
 
