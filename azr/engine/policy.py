@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from azr.config import ModelConfig
+from azr.engine.distributed import World, shard
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -69,13 +70,15 @@ class TokenBatch:
 
 
 class Policy:
-    def __init__(self, config: ModelConfig, seed: int = 0) -> None:
+    def __init__(self, config: ModelConfig, seed: int = 0, world: World | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         self.config = config
-        self.device = resolve_device(config.device)
+        self.world = world or World()
+        """The ranks the model is sharded across (azr.engine.distributed); one: not sharded."""
+        self.device = resolve_device(self.world.device(config.device))
         self.path = resolve_path(config.path, seed)
         self.compute_dtype = _DTYPES[config.dtype]
         weights = self.compute_dtype if config.lora.enabled else torch.float32
@@ -98,6 +101,8 @@ class Policy:
             self.model.gradient_checkpointing_enable()
             if config.lora.enabled:
                 self.model.enable_input_require_grads()
+        if self.world.size > 1:  # after LoRA and checkpointing, which FSDP2 must see already applied
+            self.model = shard(self.model, self.compute_dtype)
 
     def compute(self) -> contextlib.AbstractContextManager:
         """The precision of forward passes: autocast to model.dtype over float32 weights."""

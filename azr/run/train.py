@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import random
 import sqlite3
 from dataclasses import dataclass
@@ -81,6 +82,12 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
     """Run (or resume) training in `run_dir`, as its only writer. `fresh` first moves what the
     directory holds aside. A full or read-only disk is a RunDirError saying where and how to go on:
     what was committed (the last checkpoint, the store up to it) is intact."""
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    if ranks > 1:  # the update is ready for several ranks (azr.engine.distributed); the step is not yet
+        raise ConfigError(
+            f"azr train on {ranks} ranks (torchrun --nproc_per_node > 1): self-play across ranks is not built yet; "
+            "run one process (plain `azr train`)"
+        )
     say = console.print if console is not None else print
     if fresh and (aside := rundir.set_aside(run_dir)) is not None:
         say(f"--fresh: moved the previous run to {aside}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from azr.config import OptimConfig
+from azr.engine.distributed import full_norm
 from azr.engine.policy import Policy
 from azr.selfplay.loss import policy_loss
 from azr.tasks import Role
@@ -39,9 +40,15 @@ class Trajectory:
 
 
 class Updater:
+    """One update (stage 6) on this rank's trajectories. With several ranks (azr.engine.distributed)
+    the result is that of one process holding every rank's trajectories: the token mean divides by
+    the global token count, gradients are summed, and every rank runs as many passes as the busiest
+    (zero-weight ones where it has nothing left), so that the collectives meet."""
+
     def __init__(self, policy: Policy, config: OptimConfig) -> None:
         self.policy = policy
         self.config = config
+        self.world = policy.world
         self.optimizer = torch.optim.AdamW(
             policy.parameters(), lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay
         )
@@ -56,6 +63,8 @@ class Updater:
         (adapters disabled), so it costs no memory."""
         if self.policy.config.lora.enabled:
             return None
+        if self.world.size > 1:
+            raise ValueError("optim.kl_coef with several ranks needs a sharded reference model: not built yet")
         reference = copy.deepcopy(self.policy.model)
         reference.eval()
         for parameter in reference.parameters():
@@ -64,43 +73,61 @@ class Updater:
 
     def update(self, trajectories: Sequence[Trajectory], seed: int) -> dict[str, float]:
         """Train on `trajectories`; returns the update's statistics."""
-        config = self.config
-        if not trajectories:
+        config, world = self.config, self.world
+        if not world.sum(len(trajectories)):
             return {}
         order = list(range(len(trajectories)))
         random.Random(seed).shuffle(order)
         mini_batches = [order[i :: config.mini_batches] for i in range(config.mini_batches)]
-        mini_batches = [m for m in mini_batches if m]
+        counts = [world.sum(sum(len(trajectories[i].ids) for i in mini)) for mini in mini_batches]
+        mini_batches, counts = [m for m, n in zip(mini_batches, counts, strict=True) if n], [n for n in counts if n]
         on_policy = config.mini_batches == 1 and config.epochs == 1
         old = None if on_policy else self._logprobs(trajectories)
         totals: dict[str, float] = {"loss": 0.0, "policy": 0.0, "kl": 0.0, "entropy": 0.0, "clip_fraction": 0.0}
         norms = []
         self.policy.model.train()
         for _ in range(config.epochs):
-            for mini in mini_batches:
-                token_count = sum(len(trajectories[i].ids) for i in mini)
+            for mini, token_count in zip(mini_batches, counts, strict=True):
                 self.optimizer.zero_grad(set_to_none=True)
-                for start in range(0, len(mini), config.micro_batch_size):
-                    micro = mini[start : start + config.micro_batch_size]
+                micros = [
+                    mini[start : start + config.micro_batch_size]
+                    for start in range(0, len(mini), config.micro_batch_size)
+                ]
+                for index in range(world.max(len(micros))):
+                    if index >= len(micros):  # this rank is done: a pass that moves nothing, for the collectives
+                        self._idle_pass(with_grad=True)
+                        continue
+                    micro = micros[index]
                     old_micro = None if old is None else [old[i] for i in micro]
                     terms = self._loss([trajectories[i] for i in micro], old_micro, token_count)
                     terms.loss.backward()
                     for key, value in (("loss", terms.loss.item()), ("policy", terms.policy), ("kl", terms.kl),
                                        ("entropy", terms.entropy), ("clip_fraction", terms.clip_fraction)):  # fmt: skip
                         totals[key] += value
-                norms.append(float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip)))
+                norms.append(full_norm(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip)))
                 self.optimizer.step()
                 self.scheduler.step()
         updates = config.epochs * len(mini_batches)
         # KL and entropy are computed only when their coefficient is on: a logged 0 would read as a measurement.
         skipped = {"kl"} if not config.kl_coef else set()
         skipped |= {"entropy"} if not config.entropy_coef else set()
-        stats = {key: value / updates for key, value in totals.items() if key not in skipped}
+        # Each rank's terms are its share of the global token mean: their sum over ranks is the whole.
+        stats = {key: world.sum(value) / updates for key, value in totals.items() if key not in skipped}
         stats["grad_norm"] = sum(norms) / len(norms)
         stats["lr"] = self.scheduler.get_last_lr()[0]
-        stats["sequences"] = float(len(trajectories))
-        stats["tokens"] = float(sum(len(s.ids) for s in trajectories))
+        stats["sequences"] = world.sum(len(trajectories))
+        stats["tokens"] = world.sum(sum(len(s.ids) for s in trajectories))
         return stats
+
+    def _idle_pass(self, with_grad: bool) -> None:
+        """A forward (and backward) pass of one token that contributes nothing: a rank with fewer
+        sequences than another still takes part in every all-gather and reduce-scatter."""
+        pad = self.policy.tokenizer.pad_token_id
+        batch = self.policy.batch([[pad]], [[pad]])
+        with torch.set_grad_enabled(with_grad):
+            logprobs, _ = self.policy.logprobs(batch)
+            if with_grad:
+                (logprobs.sum() * 0.0).backward()
 
     def _loss(self, trajectories: Sequence[Trajectory], old: Sequence[torch.Tensor] | None, token_count: int):
         config = self.config
@@ -135,8 +162,13 @@ class Updater:
     def _logprobs(self, trajectories: Sequence[Trajectory]) -> list[torch.Tensor]:
         """Log-probabilities of every sample under the current weights, before any update."""
         result = []
-        for start in range(0, len(trajectories), self.config.micro_batch_size):
-            micro = trajectories[start : start + self.config.micro_batch_size]
+        size = self.config.micro_batch_size
+        micros = [trajectories[start : start + size] for start in range(0, len(trajectories), size)]
+        for index in range(self.world.max(len(micros))):
+            if index >= len(micros):
+                self._idle_pass(with_grad=False)
+                continue
+            micro = micros[index]
             batch = self.policy.batch([s.prompt_ids for s in micro], [s.ids for s in micro])
             logprobs, _ = self.policy.logprobs(batch)
             result += [logprobs[i, : len(s.ids)].detach() for i, s in enumerate(micro)]

@@ -1,0 +1,137 @@
+"""Processes working as one: the world `torchrun` starts, sharding the model across it, and the few
+collectives the update needs.
+
+`torchrun --nproc_per_node N azr ...` starts N processes ("ranks") with RANK, WORLD_SIZE and
+LOCAL_RANK in their environment. Each holds a shard of every parameter (FSDP2, `fully_shard`: each
+decoder layer, then the root), computes the loss of its own sequences, and the gradients are summed
+across ranks. A plain `azr train` is a world of one: the same code, no process group, and every
+collective the identity.
+
+Lessons the ecosystem paid for (../shared/docs/SCALE-OUT.md has the references):
+- a token-mean loss divides by the *global* token count (per-rank means change the gradient), and
+  FSDP's gradient reduction is then a sum, not its default mean;
+- every rank runs the same number of forward and backward passes, or the collectives hang: a rank
+  with fewer sequences runs zero-weight passes;
+- LoRA and gradient checkpointing are applied before sharding;
+- under FSDP2 the gradient norm is a DTensor: `full_tensor()` before reading it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the ranks."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that owns the task store, the run log and every random draw of a step."""
+        return self.rank == 0
+
+    def device(self, requested: str) -> str:
+        """The device of this rank: with several ranks on CUDA, its own GPU (LOCAL_RANK)."""
+        if self.size > 1 and requested in ("auto", "cuda") and torch.cuda.is_available():
+            return f"cuda:{self.local_rank}"
+        return requested
+
+    def sum(self, value: float) -> float:
+        """The sum of `value` over the ranks."""
+        if self.size == 1:
+            return float(value)
+        tensor = torch.tensor([float(value)], dtype=torch.float64, device=_collective_device())
+        torch.distributed.all_reduce(tensor)
+        return float(tensor.item())
+
+    def max(self, value: int) -> int:
+        """The largest `value` of any rank."""
+        if self.size == 1:
+            return int(value)
+        tensor = torch.tensor([int(value)], dtype=torch.int64, device=_collective_device())
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        return int(tensor.item())
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's `value`, in rank order, on every rank."""
+        if self.size == 1:
+            return [value]
+        found: list[Any] = [None] * self.size
+        torch.distributed.all_gather_object(found, value)
+        return found
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's `value`, on every rank."""
+        if self.size == 1:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def join() -> World:
+    """The world this process is in (torchrun's environment), its process group started once: NCCL
+    on CUDA, else gloo. Without torchrun, a world of one."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
+    if not torch.distributed.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(world.local_rank)
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return world
+
+
+def leave() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def _collective_device() -> torch.device:
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def shard(model: torch.nn.Module, compute_dtype: torch.dtype) -> torch.nn.Module:
+    """FSDP2 over the default process group: each decoder layer, then the root. Parameters keep
+    their storage dtype (float32 for what trains) and compute in `compute_dtype`; gradients are
+    reduced in float32 and summed, as the loss is already divided by the global token count."""
+    from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+
+    precision = MixedPrecisionPolicy(
+        param_dtype=None if compute_dtype == torch.float32 else compute_dtype, reduce_dtype=torch.float32
+    )
+    for layer in decoder_layers(model):
+        fully_shard(layer, mp_policy=precision)
+    fully_shard(model, mp_policy=precision)
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.set_gradient_divide_factor(1.0)
+            module.set_force_sum_reduction_for_comms(True)  # plain SUM: gloo has no pre-multiplied sum
+    return model
+
+
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated blocks of a transformers model (the classes it names in `_no_split_modules`),
+    through any wrapper (PEFT)."""
+    names = next((set(m._no_split_modules) for m in model.modules() if getattr(m, "_no_split_modules", None)), set())
+    layers = [m for m in model.modules() if type(m).__name__ in names]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} names no decoder layer class (_no_split_modules): cannot shard it")
+    return layers
+
+
+def full_norm(norm: torch.Tensor) -> float:
+    """A gradient norm as a number: under FSDP2, clip_grad_norm_ returns a DTensor."""
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)

@@ -1,0 +1,57 @@
+"""Several ranks give what one process gives: launched through torchrun on CPU (gloo), with the
+tiny random model. Each launch runs a check of tests/distributed_checks.py and writes its result."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from azr.engine import tiny
+
+CHECKS = Path(__file__).parent / "distributed_checks.py"
+
+
+def launch(ranks: int, check: str, argument: str, out: Path) -> dict:
+    tiny.path(0)  # built once here, not by two ranks at once
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}  # gloo with a visible GPU has crashed
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
+         str(CHECKS), check, argument, str(out)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    return torch.load(out, weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def one_rank(tmp_path_factory):
+    return launch(1, "update", "even", tmp_path_factory.mktemp("one") / "result.pt")
+
+
+@pytest.mark.parametrize("layout", ["even", "lopsided"])
+def test_two_ranks_update_as_one_process(one_rank, tmp_path, layout):
+    """2 ranks x 4 sequences (or 8 and 0) of uneven lengths, micro-batches of 3 (so the ranks run
+    3, 2 or 0 passes and the idle one runs zero-weight passes): after two updates, the same
+    parameters and statistics as 1 rank x 8. The token mean divides by the global count."""
+    two = launch(2, "update", layout, tmp_path / "result.pt")
+    assert one_rank["state"].keys() == two["state"].keys()
+    for name, expected in one_rank["state"].items():
+        torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)
+    moved = max(float((one_rank["state"][k] - one_rank["initial"][k]).abs().max()) for k in one_rank["state"])
+    assert moved > 1e-4  # the updates did something to compare
+    for ours, theirs in zip(two["stats"], one_rank["stats"], strict=True):
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            assert ours[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-7), key
+
+
+def test_azr_train_on_several_ranks_is_refused_in_one_line(tmp_path):
+    """Until self-play runs across ranks, `torchrun --nproc_per_node 2 azr train` says so, exit 2."""
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
+    done = subprocess.run([sys.executable, "-m", "azr.cli", "train", "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "2 ranks" in done.stderr, done.stderr
+    assert not (tmp_path / "run").exists()
