@@ -48,6 +48,22 @@ def test_two_ranks_update_as_one_process(one_rank, tmp_path, layout):
             assert ours[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-7), key
 
 
+@pytest.mark.parametrize(("saved_by", "resumed_by"), [(2, 1), (1, 2)])
+def test_a_checkpoint_resumes_at_another_world_size(one_rank, tmp_path, saved_by, resumed_by):
+    """DCP: one update and a save at N ranks, then a load and the second update at M ranks, give
+    what two updates in one process give (the optimizer's moments and the scheduler came back, and
+    were resharded); the exported HF directory loads with from_pretrained and holds the weights."""
+    from transformers import AutoModelForCausalLM
+
+    saved = launch(saved_by, "save", str(tmp_path / "checkpoint"), tmp_path / "saved.pt")
+    resumed = launch(resumed_by, "resume", str(tmp_path / "checkpoint"), tmp_path / "resumed.pt")
+    for name, expected in one_rank["state"].items():
+        torch.testing.assert_close(resumed["state"][name], expected, rtol=0, atol=2e-6, msg=name)
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "checkpoint" / "model", dtype=torch.float32)
+    for name, tensor in exported.state_dict().items():
+        torch.testing.assert_close(tensor, saved["state"][name], rtol=0, atol=0, msg=name)
+
+
 def test_azr_train_on_several_ranks_is_refused_in_one_line(tmp_path):
     """Until self-play runs across ranks, `torchrun --nproc_per_node 2 azr train` says so, exit 2."""
     env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
