@@ -2,18 +2,28 @@
 write. Not a test file itself: `python -m torch.distributed.run --nproc_per_node N
 tests/distributed_checks.py CHECK OUT`."""
 
+import hashlib
+import re
 import sys
 from pathlib import Path
 
 import torch
 
-from azr.config import ModelConfig, OptimConfig
+from azr.config import Config, ModelConfig, OptimConfig
 from azr.engine import state
 from azr.engine.distributed import World, join, leave
+from azr.engine.generation import Completion
 from azr.engine.policy import Policy
 from azr.engine.state import full_state
+from azr.executor import Executor, ExecutorConfig
+from azr.prompts import get_template
+from azr.selfplay.step import SelfPlay, selfplay_step
 from azr.selfplay.update import Trajectory, Updater
-from azr.tasks import Role, TaskType
+from azr.tasks import Role, TaskType, TripletProposal
+from azr.tasks.seeds import identity_proposals
+from azr.tasks.store import TaskStore
+from azr.tasks.validate import Validator
+from azr.tasks.verify import Verifier
 
 
 def trajectories() -> list[Trajectory]:
@@ -87,7 +97,72 @@ def copies(found: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in found.items()}
 
 
-CHECKS = {"update": update, "save": save_after_one, "resume": resume_and_update}
+def respond(prompt: str, k: int) -> str:
+    """A scripted model whose every answer is a function of (prompt, k) alone, so that it writes the
+    same whichever rank it runs on: proposals `x + a` with an input, some malformed or failing;
+    answers right two times in three."""
+    h = int(hashlib.sha256(f"{prompt}:{k}".encode()).hexdigest(), 16)
+    if prompt.endswith("<PD>"):
+        return "no end marker" if h % 3 == 2 else f"def f(x):\n    return x + {h % 50}<I>{h % 97}<E>"
+    if prompt.endswith("<PA>"):
+        return (
+            "def f(x):\n    return x / 0<I>1<E>" if h % 3 == 2 else f"def f(x):\n    return x + {h % 50}<I>{h % 89}<E>"
+        )
+    plus = re.search(r"return x \+ (\d+)", prompt)
+    right = h % 3 != 0
+    if h % 5 == 0:
+        return "cut off"
+    if prompt.startswith("<D>"):
+        given = re.search(r"<I>(.*)<O>$", prompt).group(1)
+        value = str(int(given) + int(plus.group(1))) if plus else given
+        return (value if right or not plus else value + "0") + "<E>"
+    if prompt.startswith("<A>"):
+        output = re.search(r"<O>(.*)<I>$", prompt).group(1)
+        value = str(int(output) - int(plus.group(1))) if plus else output
+        return (value if right else "'nope'") + "<E>"
+    raise AssertionError(f"unscripted prompt {prompt!r}")
+
+
+class Scripted:
+    def generate(self, prompts, n, sampling, seed):
+        return [
+            [Completion((1,), (5 + k, 6, 7)[: 1 + len(p) % 3], respond(p, k), True) for k in range(n)] for p in prompts
+        ]
+
+
+def steps(directory: str, out: str) -> None:
+    """Two self-play steps (deduction and abduction, reused rollouts, an update on the tiny model)
+    with the scripted model; rank 0 writes the store's rows, the trajectories, metrics and weights."""
+    world, policy, updater, _ = setup()
+    config = Config()
+    config.selfplay.task_types = ["deduction", "abduction"]
+    config.selfplay.batch_size, config.selfplay.n_mc, config.selfplay.references = 4, 3, 1
+    config.selfplay.reuse_rollouts = True
+    with Executor(ExecutorConfig(timeout=5, workers=1)) as executor:
+        validator = Validator(executor)
+        store = None
+        if world.is_main:
+            store = TaskStore(Path(directory) / "tasks.db")
+            seeds = identity_proposals() + [
+                TripletProposal(task_type, f"def f(x):\n    return x + {a}", str(a + 1))
+                for task_type, a in (("deduction", 1), ("deduction", 2), ("abduction", 3), ("abduction", 4))
+            ]
+            store.add([v.task for v in validator.validate(seeds, step=0, source="seed")])
+        verifier = Verifier(executor)
+        play = SelfPlay(config, Scripted(), get_template("compact"), store, validator, verifier, updater, world=world)
+        results = [selfplay_step(play, step) for step in (1, 2)]
+        weights = copies(full_state(policy))
+        if world.is_main:
+            rows = store.rows(max_step=None)
+            trained = [[(t.role.value, t.task_type, t.reward, t.advantage, t.ids) for t in r.trained] for r in results]
+            clocked = ("time", "tokens/per_second")
+            metrics = [{k: v for k, v in r.metrics.items() if not k.startswith(clocked)} for r in results]
+            torch.save({"rows": rows, "trained": trained, "metrics": metrics, "state": weights}, out)
+            store.close()
+    leave()
+
+
+CHECKS = {"update": update, "save": save_after_one, "resume": resume_and_update, "steps": steps}
 
 if __name__ == "__main__":
     check, argument, out = sys.argv[1:4]

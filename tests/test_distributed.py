@@ -64,6 +64,24 @@ def test_a_checkpoint_resumes_at_another_world_size(one_rank, tmp_path, saved_by
         torch.testing.assert_close(tensor, saved["state"][name], rtol=0, atol=0, msg=name)
 
 
+def test_a_self_play_step_on_two_ranks_is_the_step_of_one(tmp_path):
+    """Two whole steps with a scripted model: on 2 ranks (rank 0 draws and stores, each rank writes,
+    validates and judges its share, TRR++ on everything gathered, the update sharded) the store's
+    rows, every trajectory's reward and advantage, the metrics and the weights equal 1 rank's."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = launch(1, "steps", str(tmp_path / "one"), tmp_path / "one.pt")
+    two = launch(2, "steps", str(tmp_path / "two"), tmp_path / "two.pt")
+    assert two["rows"] == one["rows"] and len(one["rows"]) > 6 + 3  # the six seeds, and new tasks
+    assert two["trained"] == one["trained"]
+    rewards = {reward for step in one["trained"] for _, _, reward, _, _ in step}
+    assert {1.0, -0.5, -1.0} <= rewards  # right, wrong and malformed, valid and invalid all happened
+    for ours, theirs in zip(two["metrics"], one["metrics"], strict=True):  # the update's sums in another order
+        assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-7)
+    for name, expected in one["state"].items():
+        torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)
+
+
 def test_azr_train_on_several_ranks_is_refused_in_one_line(tmp_path):
     """Until self-play runs across ranks, `torchrun --nproc_per_node 2 azr train` says so, exit 2."""
     env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}

@@ -19,10 +19,13 @@ Lessons the ecosystem paid for (../shared/docs/SCALE-OUT.md has the references):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,20 @@ class World:
         found: list[Any] = [None] * self.size
         torch.distributed.all_gather_object(found, value)
         return found
+
+    def share(self, items: Sequence[T]) -> list[T]:
+        """This rank's contiguous share of `items` (the first ranks hold one more when the count
+        does not divide)."""
+        per, extra = divmod(len(items), self.size)
+        start = self.rank * per + min(self.rank, extra)
+        return list(items[start : start + per + (self.rank < extra)])
+
+    def across(self, items: Sequence[T], work: Callable[[list[T]], list[Any]]) -> list[Any]:
+        """`work` (a list in, one result per item out) on this rank's share of `items`; every rank's
+        results, in the order of `items`, on every rank."""
+        mine = self.share(items)
+        done = work(mine) if mine or self.size == 1 else []
+        return [result for part in self.gather(done) for result in part]
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's `value`, on every rank."""

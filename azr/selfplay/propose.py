@@ -32,6 +32,15 @@ class Proposed:
     proposal: Proposal | FormatError | InternalError
 
 
+@dataclass(frozen=True)
+class Job:
+    """One proposer prompt, planned: its task type, its text, and the references it shows."""
+
+    task_type: str
+    prompt: str
+    shown: list[Task]
+
+
 def propose(
     generator: Generator,
     template: Template,
@@ -46,15 +55,39 @@ def propose(
 ) -> list[Proposed]:
     """`batch_size` proposals of each type (fewer of a type whose family has nothing to show yet:
     induction until a triplet buffer has a program)."""
-    jobs: list[tuple[str, str, list[Task]]] = []
+    jobs = plan(template, store, task_types, batch_size, references, rng, chat)
+    return write(generator, template, jobs, sampling, seed)
+
+
+def plan(
+    template: Template,
+    store: TaskStore,
+    task_types: Sequence[str],
+    batch_size: int,
+    references: int,
+    rng: random.Random,
+    chat: Any = None,
+) -> list[Job]:
+    """The proposer prompts, with the references each family draws from the buffers (with `rng`;
+    with several ranks, rank 0 plans and the others are sent the plan)."""
+    jobs = []
     for task_type in task_types:
         for _ in range(batch_size):
             shown = family(task_type).references(store, references, rng)
             if shown is not None:
-                jobs.append((task_type, template.render(template.propose_prompt(task_type, shown), chat), shown))
-    completions = generator.generate([prompt for _, prompt, _ in jobs], 1, sampling, seed)
+                jobs.append(
+                    Job(_name(task_type), template.render(template.propose_prompt(task_type, shown), chat), shown)
+                )
+    return jobs
+
+
+def write(
+    generator: Generator, template: Template, jobs: Sequence[Job], sampling: Sampling, seed: int
+) -> list[Proposed]:
+    """Each job's completion, and the proposal the template reads in it."""
+    completions = generator.generate([job.prompt for job in jobs], 1, sampling, seed)
     proposed = []
-    for (task_type, prompt, shown), [done] in zip(jobs, completions, strict=True):
-        proposal = guarded(Stage.PARSE_PROPOSAL, template.parse_proposal, task_type, done.text, shown)
-        proposed.append(Proposed(_name(task_type), prompt, done, proposal))
+    for job, [done] in zip(jobs, completions, strict=True):
+        proposal = guarded(Stage.PARSE_PROPOSAL, template.parse_proposal, job.task_type, done.text, job.shown)
+        proposed.append(Proposed(job.task_type, job.prompt, done, proposal))
     return proposed

@@ -51,14 +51,15 @@ from typing import Any
 import torch
 
 from azr.config import Config
+from azr.engine.distributed import World
 from azr.engine.generation import Generator, Sampling
 from azr.prompts import Template
 from azr.selfplay.advantages import group_advantages
-from azr.selfplay.propose import Proposed, propose
+from azr.selfplay.propose import Proposed, plan, write
 from azr.selfplay.reward import accuracy, learnability, shaped, solve_rate
 from azr.selfplay.solve import Solved, solve
 from azr.selfplay.update import Trajectory, Updater
-from azr.tasks import FormatError, InductionTask, InternalError, Role, Stage, Validation
+from azr.tasks import FormatError, InductionTask, InternalError, Role, Stage, Task, Validation
 from azr.tasks.guard import guarded
 from azr.tasks.programs import normalized
 from azr.tasks.store import TaskStore
@@ -83,6 +84,9 @@ class SelfPlay:
     """None: no update (evaluation, or tests of the other stages)."""
     chat: Any = None
     """A tokenizer with a chat template, for instruct models (model.chat_template)."""
+    world: World = field(default_factory=World)
+    """The ranks sharing the step (azr.engine.distributed): rank 0 holds `store` (None elsewhere)
+    and makes every draw; each rank generates, validates and judges its share."""
     timer: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
@@ -131,44 +135,49 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     play.timer.clear()
     started = time.perf_counter()
 
-    # 1. PROPOSE
+    # 1. PROPOSE (rank 0 draws the references; every rank writes its share of the proposals)
+    world = play.world
     with _timed(play, "propose"):
-        proposed = propose(
-            _TimedGenerator(play), play.template, play.store, play.task_types, cfg.batch_size,
-            cfg.references, play.sampling(), rng, seeds["propose"], play.chat,
+        jobs = world.broadcast(
+            plan(play.template, play.store, play.task_types, cfg.batch_size, cfg.references, rng, play.chat)
+            if world.is_main else None
         )  # fmt: skip
+        proposed = world.across(
+            jobs, lambda mine: write(_TimedGenerator(play), play.template, mine, play.sampling(), seeds["propose"])
+        )
 
-    # 2. VALIDATE: valid proposals become tasks in the buffers, stamped with this step
+    # 2. VALIDATE: valid proposals become tasks in the buffers (rank 0's), stamped with this step
     with _timed(play, "validate"), _timed(play, "executor"):
-        validations = play.validator.validate([p.proposal for p in proposed], step=step)
-    stored = play.store.try_add([v.task for v in validations if v.task is not None])
+        validations = world.across(
+            proposed, lambda mine: play.validator.validate([p.proposal for p in mine], step=step)
+        )
+    stored = world.broadcast(
+        play.store.try_add([v.task for v in validations if v.task is not None]) if world.is_main else None
+    )
     validations = _unstored_rejected(validations, stored)
 
-    # 3. LEARNABILITY: N_mc rollouts on each new task -> solve rate -> proposer reward (Eq. 4)
+    # 3. LEARNABILITY: N_mc rollouts on each new task (all on one rank) -> solve rate -> proposer reward (Eq. 4)
     new_tasks = [v.task for v in validations if v.task is not None]
     with _timed(play, "learnability"):
-        rollouts = solve(
-            _TimedGenerator(play), play.template, _TimedVerifier(play), new_tasks, cfg.n_mc,
-            play.sampling(), seeds["mc"], play.chat,
-        )  # fmt: skip
+        rollouts = world.across(new_tasks, lambda mine: solve(
+            _TimedGenerator(play), play.template, _TimedVerifier(play), mine, cfg.n_mc, play.sampling(),
+            seeds["mc"], play.chat,
+        ))  # fmt: skip
     rates = iter([solve_rate([r.verdict.correct for r in task_rollouts]) for task_rollouts in rollouts])
     role_reward = learnability if cfg.proposer_reward == "learnability" else (lambda _: 1.0)  # ablation: any valid
     proposer_rewards = [
         shaped(role_reward(next(rates)) if v.valid else 0.0, v.valid, cfg.reward_shaping) for v in validations
     ]
 
-    # 4. SOLVE: B tasks per type, the newest first -> solver reward (Eq. 5)
-    batch = []
-    for task_type in play.task_types:
-        if play.store.count(task_type):
-            batch += play.store.solver_batch(task_type, cfg.batch_size, rng, since_step=step)
+    # 4. SOLVE: B tasks per type, the newest first (drawn by rank 0) -> solver reward (Eq. 5)
+    batch = world.broadcast(_solver_batch(play, rng, step) if world.is_main else None)
     with _timed(play, "solve"):
-        solved = [r[0] for r in solve(
-            _TimedGenerator(play), play.template, _TimedVerifier(play), batch, 1, play.sampling(),
+        solved = world.across(batch, lambda mine: [r[0] for r in solve(
+            _TimedGenerator(play), play.template, _TimedVerifier(play), mine, 1, play.sampling(),
             seeds["solve"], play.chat,
-        )]  # fmt: skip
+        )])  # fmt: skip
 
-    # 5. ADVANTAGES: format shaping (Eq. 6), then TRR++ (Eq. 8)
+    # 5. ADVANTAGES: format shaping (Eq. 6), then TRR++ (Eq. 8), on every rank's samples at once
     trajectories = [
         _trajectory(Role.PROPOSE, p.task_type, p.completion, reward, cfg.baseline, p.prompt)
         for p, reward in zip(proposed, proposer_rewards, strict=True)
@@ -187,12 +196,12 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     )
     trajectories = [_with_advantage(t, a) for t, a in zip(trajectories, advantages, strict=True)]
 
-    # 6. UPDATE
+    # 6. UPDATE (each rank on its share; the updater makes it one update)
     update = {}
     if play.updater is not None:
         torch.manual_seed(seed)  # whatever in the update draws (LoRA dropout) follows from the step too
         with _timed(play, "update"):
-            update = play.updater.update(trajectories, seed)
+            update = play.updater.update(world.share(trajectories), seed)
 
     play.timer["step"] = time.perf_counter() - started
     # the valid programs' normal forms, for distinct_programs: metrics read model text too
@@ -200,6 +209,9 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     errors = _internal_errors(proposed, validations, forms, [*solved, *(r for task in rollouts for r in task)])
     if errors:
         log.error("%d samples hit internal errors (bug in azr): see samples.jsonl", len(errors))
+    play.timer["generated_tokens"] = world.sum(play.timer.get("generated_tokens", 0.0))  # every rank's
+    if not world.is_main:  # metrics read the store, and rank 0 logs them
+        return StepResult({}, [], trajectories, errors)
     metrics = _metrics(play, proposed, validations, forms, stored, rollouts, solved, trajectories, update)
     metrics["errors/internal"] = len(errors)
     examples = _examples(play, step, proposed, validations, solved) + [e.row(step) for e in errors]
@@ -207,6 +219,14 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
 
 
 # -- the pieces ------------------------------------------------------------------------------------
+
+
+def _solver_batch(play: SelfPlay, rng: random.Random, step: int) -> list[Task]:
+    batch = []
+    for task_type in play.task_types:
+        if play.store.count(task_type):
+            batch += play.store.solver_batch(task_type, play.config.selfplay.batch_size, rng, since_step=step)
+    return batch
 
 
 def stage_seed(seed: int, *where: object) -> int:
