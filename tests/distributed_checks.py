@@ -12,7 +12,7 @@ import torch
 from azr.config import Config, ModelConfig, OptimConfig
 from azr.engine import state
 from azr.engine.distributed import World, join, leave
-from azr.engine.generation import Completion
+from azr.engine.generation import Completion, Sampling, TransformersGenerator
 from azr.engine.policy import Policy
 from azr.engine.state import full_state
 from azr.executor import Executor, ExecutorConfig
@@ -162,7 +162,25 @@ def steps(directory: str, out: str) -> None:
     leave()
 
 
-CHECKS = {"update": update, "save": save_after_one, "resume": resume_and_update, "steps": steps}
+def generation(layout: str, out: str) -> None:
+    """One update, then greedy generation on each rank's own copy of the model: rank 0 three prompts,
+    rank 1 one, one at a time (so the ranks run different numbers of forward passes); rank 0 writes
+    every completion."""
+    world, policy, updater, every = setup()
+    updater.update(share(world, every), 1)
+    prompts = ["def f(x):\n    return", "import", "x = [1, 2", "class A:\n"]
+    mine = prompts if world.size == 1 else (prompts[:3] if world.is_main else prompts[3:])
+    settings = Config().generation
+    settings.batch_size = 1  # rank 0 runs three generate calls, rank 1 one: a sharded model would hang
+    generator = TransformersGenerator(policy, settings)
+    done = generator.generate(mine, 1, Sampling(0.0, 1.0, 12), seed=0)
+    found = [(c.ids, c.text) for part in world.gather(done) for [c] in part]
+    if world.is_main:
+        torch.save({"completions": found}, out)
+    leave()
+
+
+CHECKS = {"update": update, "save": save_after_one, "resume": resume_and_update, "steps": steps, "generate": generation}
 
 if __name__ == "__main__":
     check, argument, out = sys.argv[1:4]

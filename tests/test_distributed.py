@@ -82,6 +82,15 @@ def test_a_self_play_step_on_two_ranks_is_the_step_of_one(tmp_path):
         torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)
 
 
+def test_each_rank_generates_on_its_own_copy(tmp_path):
+    """After a sharded update, every rank generates on its own unsharded copy, refreshed from the
+    shards: the ranks decode different lengths without waiting for each other, and the completions
+    are those of one process after the same update."""
+    one = launch(1, "generate", "-", tmp_path / "one.pt")
+    two = launch(2, "generate", "-", tmp_path / "two.pt")
+    assert two["completions"] == one["completions"] and len(one["completions"]) == 4
+
+
 def test_azr_train_on_several_ranks_is_refused_in_one_line(tmp_path):
     """Until self-play runs across ranks, `torchrun --nproc_per_node 2 azr train` says so, exit 2."""
     env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}

@@ -60,14 +60,16 @@ class TransformersGenerator:
         stop_ids, stop_strings = self._stops(sampling.stop)
         results: list[list[Completion]] = [[] for _ in prompts]
         torch.manual_seed(seed)
-        model = self.policy.model
+        model = self.policy.generation_model()
         was_training = model.training
         model.eval()
         try:
             for start in range(0, len(jobs), self.config.batch_size):
                 chunk = jobs[start : start + self.config.batch_size]
                 for (index, _), completion in zip(
-                    chunk, self._generate([ids for _, ids in chunk], sampling, stop_ids, stop_strings), strict=True
+                    chunk,
+                    self._generate(model, [ids for _, ids in chunk], sampling, stop_ids, stop_strings),
+                    strict=True,
                 ):
                     results[index].append(completion)
         finally:
@@ -88,7 +90,12 @@ class TransformersGenerator:
 
     @torch.no_grad()
     def _generate(
-        self, prompts: list[list[int]], sampling: Sampling, stop_ids: list[int], stop_strings: list[str]
+        self,
+        model: torch.nn.Module,
+        prompts: list[list[int]],
+        sampling: Sampling,
+        stop_ids: list[int],
+        stop_strings: list[str],
     ) -> list[Completion]:
         from transformers import GenerationConfig
 
@@ -109,7 +116,7 @@ class TransformersGenerator:
                 do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common
             )
         with self.policy.compute():
-            output = self.policy.model.generate(
+            output = model.generate(
                 input_ids=batch.input_ids,
                 attention_mask=batch.attention_mask,
                 generation_config=settings,
@@ -123,7 +130,7 @@ class TransformersGenerator:
             text = tokenizer.decode(ids[:-1] if finished and ids[-1] == tokenizer.eos_token_id else ids)
             completions.append(Completion(tuple(prompt), tuple(ids), text, finished))
         if sampling.logprobs and completions:
-            logprobs, _ = self.policy.logprobs(self.policy.batch(prompts, [c.ids for c in completions]))
+            logprobs, _ = self.policy.logprobs(self.policy.batch(prompts, [c.ids for c in completions]), model=model)
             completions = [
                 Completion(c.prompt_ids, c.ids, c.text, c.finished, tuple(logprobs[i, : len(c.ids)].tolist()))
                 for i, c in enumerate(completions)

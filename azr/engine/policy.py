@@ -101,8 +101,10 @@ class Policy:
             self.model.gradient_checkpointing_enable()
             if config.lora.enabled:
                 self.model.enable_input_require_grads()
+        self._copy: torch.nn.Module | None = None
         if self.world.size > 1:  # after LoRA and checkpointing, which FSDP2 must see already applied
             self.model = shard(self.model, self.compute_dtype)
+            self.refresh_copy()
 
     def compute(self) -> contextlib.AbstractContextManager:
         """The precision of forward passes: autocast to model.dtype over float32 weights."""
@@ -137,15 +139,18 @@ class Policy:
 
     # -- log-probabilities ---------------------------------------------------------------------
 
-    def logprobs(self, batch: TokenBatch, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def logprobs(
+        self, batch: TokenBatch, with_entropy: bool = False, model: torch.nn.Module | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-token log-probabilities [batch, completion width] of the completion tokens under
-        the current weights (and their entropies), with gradients if enabled by the caller."""
+        the current weights (and their entropies), with gradients if enabled by the caller.
+        `model`: another module to compute them with (the generation copy)."""
         positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
         width = batch.completion_mask.shape[1]
         # Logits at column j predict token j + 1: the completion's predictors are the `width`
         # columns from the last prompt column on. Only those are computed (the vocabulary is big).
         with self.compute():
-            output = self.model(
+            output = (model or self.model)(
                 input_ids=batch.input_ids,
                 attention_mask=batch.attention_mask,
                 position_ids=positions,
@@ -160,6 +165,32 @@ class Policy:
             probabilities = torch.softmax(logits, dim=-1)
             entropy = normaliser - (probabilities * logits).sum(-1)
         return chosen, entropy
+
+    # -- generation across ranks -------------------------------------------------------------
+
+    def generation_model(self) -> torch.nn.Module:
+        """What `generate` runs on: the policy itself, or, with several ranks, this rank's own
+        unsharded copy in `model.dtype`, brought up to date by `refresh_copy` after every update.
+        (HF `generate` on a model sharded by hand deadlocks when ranks decode different lengths:
+        transformers only syncs the ranks for models it shards itself.)"""
+        return self.model if self._copy is None else self._copy
+
+    def refresh_copy(self) -> None:
+        """With several ranks, load the shards' current weights into every rank's generation copy: a
+        collective, every rank calls it (after each update, and after a checkpoint is loaded)."""
+        if self.world.size == 1:
+            return
+        if self.config.lora.enabled:
+            raise PolicyError("model.lora with several ranks: the merged generation copy is not built yet")
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        from transformers import AutoModelForCausalLM
+
+        full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True))
+        if self._copy is None:
+            self._copy = AutoModelForCausalLM.from_config(self.model.config, dtype=self.compute_dtype).to(self.device)
+            self._copy.eval()
+            self._copy.requires_grad_(False)
+        self._copy.load_state_dict(full)
 
     # -- saving --------------------------------------------------------------------------------
 

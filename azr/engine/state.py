@@ -55,6 +55,7 @@ def load(directory: Path, policy: Policy, updater: Updater) -> None:
         policy.model, updater.optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
     )
     updater.scheduler.load_state_dict(torch.load(directory / TRAINER, weights_only=False)["scheduler"])
+    policy.refresh_copy()
     rng = directory / f"rng-{policy.world.rank}.pt"
     torch.set_rng_state(torch.load(rng if rng.exists() else directory / "rng-0.pt", weights_only=False)["torch"])
 

@@ -117,6 +117,7 @@ class Updater:
         stats["lr"] = self.scheduler.get_last_lr()[0]
         stats["sequences"] = world.sum(len(trajectories))
         stats["tokens"] = world.sum(sum(len(s.ids) for s in trajectories))
+        self.policy.refresh_copy()  # with several ranks, generation runs on an unsharded copy
         return stats
 
     def _idle_pass(self, with_grad: bool) -> None:
