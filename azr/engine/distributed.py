@@ -110,7 +110,10 @@ def join() -> World:
 
 
 def leave() -> None:
+    """Leave the process group, once every rank is done with it (a rank tearing its group down
+    while another still talks to it can abort the other)."""
     if torch.distributed.is_initialized():
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
