@@ -144,6 +144,26 @@ def test_kl_and_entropy_terms():
     assert policy_loss(logp, logp, zero, t([1, 1]), ref_logprobs=ref, entropy=entropy).loss.item() == 0.0
 
 
+def test_truncated_importance_sampling_by_hand():
+    """TIS: the trainer's old log-probs [-1, -2], the sampler's [-1.5, -1] -> weights exp(0.5) =
+    1.6487, capped at 1.5, and exp(-1) = 0.3679; A = 1, ratio 1: the token terms -1.5 and -0.3679,
+    mean -0.93394; the gradient is each term over the 2 tokens; the sampler is 0.75 nats a token away."""
+    logp = torch.tensor([[-1.0, -2.0]], dtype=torch.float64, requires_grad=True)
+    sampler = t([-1.5, -1.0])
+    terms = policy_loss(
+        logp, logp.detach(), torch.tensor([1.0], dtype=torch.float64), t([1, 1]), sampler_logprobs=sampler, tis_cap=1.5
+    )
+    assert terms.loss.item() == pytest.approx(-(1.5 + math.exp(-1.0)) / 2)
+    terms.loss.backward()
+    assert logp.grad[0].tolist() == pytest.approx([-0.75, -math.exp(-1.0) / 2])
+    assert terms.sampler_diff == pytest.approx(0.75)
+    # without a cap the sampler's numbers are only measured: the loss is REINFORCE's
+    plain = policy_loss(
+        logp.detach(), logp.detach(), torch.tensor([1.0], dtype=torch.float64), t([1, 1]), sampler_logprobs=sampler
+    )
+    assert plain.loss.item() == pytest.approx(-1.0) and plain.sampler_diff == pytest.approx(0.75)
+
+
 # -- pass@k ----------------------------------------------------------------------------------------
 
 

@@ -121,6 +121,7 @@ def test_a_failed_start_does_not_lock_the_run_directory(tmp_path):
         (["eval.bench=/nonexistent/tasks.jsonl"], "eval.bench: no file /nonexistent/tasks.jsonl"),
         (["eval.bench=cruxeval=/nonexistent.jsonl"], "eval.bench: no file /nonexistent.jsonl"),
         (["eval.bench=humaneval"], "eval.bench: humaneval is a code benchmark"),
+        (["optim.tis_cap=2"], "optim.tis_cap must be 0 (off) or >= 1, and needs generation.sampler_logprobs=true"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(tmp_path, args, message):
@@ -391,3 +392,13 @@ def test_math_in_self_play_with_the_math_suite_as_its_validation_set(tmp_path):
     first, last = read_metrics(run)
     assert [key for key in first if key.startswith("eval/math500/")] == ["eval/math500/math500/pass@1"]
     assert {"propose/math/valid_rate", "store/math/size", "eval/math500/math500/pass@1"} <= last.keys()
+
+
+def test_the_samplers_log_probabilities_are_measured_and_may_correct_the_update(tmp_path):
+    """generation.sampler_logprobs keeps the sampler's numbers; with the transformers backend the
+    sampler is the trained model, so the gap the update measures is ~0 and TIS changes nothing."""
+    run = tmp_path / "run"
+    done = azr_train(run, "train.steps=1", "generation.sampler_logprobs=true", "optim.tis_cap=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    [row] = read_metrics(run)
+    assert 0.0 <= row["update/sampler_logp_diff"] < 1e-4

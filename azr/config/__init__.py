@@ -117,6 +117,11 @@ class GenerationConfig:
     """Longest completion (paper: 8096). The embedded model's proposals are mostly 40-90 tokens."""
     batch_size: int = 64
     """Sequences generated together; prompts are grouped by length to waste little padding."""
+    sampler_logprobs: bool = False
+    """Keep the sampler's log-probability of every generated token: for `optim.tis_cap` and the
+    health metric `update/sampler_logp_diff` (how far the sampler's numbers are from the trainer's,
+    which always recomputes its own). With `transformers` the sampler is the trained model itself
+    (its generation copy with several ranks): the difference is the kernels' and the dtype's."""
 
 
 @dataclass
@@ -198,6 +203,11 @@ class OptimConfig:
     """KL penalty to the initial policy (paper: none)."""
     entropy_coef: float = 0.0
     """Entropy bonus (paper: none)."""
+    tis_cap: float = 0.0
+    """Truncated importance sampling: each token's policy-gradient term is weighted by
+    min(exp(logp_old - logp_sampler), tis_cap), correcting for a sampler whose numbers differ from
+    the trainer's (Yao et al. 2025, "Your efficient RL framework secretly brings you off-policy RL
+    training"; e.g. 2). 0: off. Needs generation.sampler_logprobs."""
 
 
 @dataclass
@@ -341,6 +351,8 @@ def check(config: Config) -> None:
          "optim.mini_batches, optim.epochs and optim.micro_batch_size must be >= 1"),
         (0 < o.clip_ratio < 1, "optim.clip_ratio must be in (0, 1)"),
         (o.grad_clip > 0, "optim.grad_clip must be > 0"),
+        (o.tis_cap == 0 or (o.tis_cap >= 1 and g.sampler_logprobs),
+         "optim.tis_cap must be 0 (off) or >= 1, and needs generation.sampler_logprobs=true"),
         (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas must be two numbers in [0, 1)"),
         (e.isolation in choices(Isolation), f"executor.isolation must be one of {', '.join(choices(Isolation))}"),
         (0 < e.timeout <= 3600, "executor.timeout must be > 0 and <= 3600 seconds"),

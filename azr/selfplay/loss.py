@@ -6,7 +6,10 @@ over all response tokens of the mini-batch. With one mini-batch and one epoch (t
 setting) the ratio is 1 up to numerics and this is plain REINFORCE with the TRR++ baseline.
 
 Optional, off by default as in the paper: a KL penalty to a reference policy (the k3 estimator,
-`exp(ref - logp) - (ref - logp) - 1`, unbiased and never negative) and an entropy bonus.
+`exp(ref - logp) - (ref - logp) - 1`, unbiased and never negative), an entropy bonus, and
+truncated importance sampling (TIS, Yao et al. 2025): when the sampler's log-probabilities differ
+from the trainer's (another engine, other kernels), each token's policy term is weighted by
+`min(exp(logp_old - logp_sampler), C)`, a constant of the gradient.
 
 `token_count` lets gradient accumulation give the same gradient as one big batch: each
 micro-batch divides by the token count of the whole mini-batch, not its own.
@@ -28,6 +31,9 @@ class LossTerms:
     entropy: float
     clip_fraction: float
     """Fraction of tokens whose ratio was clipped (for the tokens' advantage sign)."""
+    sampler_diff: float = 0.0
+    """Mean |logp_old - logp_sampler| over the tokens (its share of the token mean), when the
+    sampler's log-probabilities are given: how far the sampler is from the trainer."""
 
 
 def policy_loss(
@@ -41,6 +47,8 @@ def policy_loss(
     kl_coef: float = 0.0,
     entropy: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
+    sampler_logprobs: torch.Tensor | None = None,
+    tis_cap: float = 0.0,
 ) -> LossTerms:
     """The loss of a (micro-)batch.
 
@@ -55,7 +63,14 @@ def policy_loss(
     ratio = torch.exp(logprobs - old_logprobs)
     unclipped = -per_token_advantage * ratio
     clipped = -per_token_advantage * torch.clamp(ratio, 1.0 - clip_ratio, 1.0 + clip_ratio)
-    policy = (torch.maximum(unclipped, clipped) * mask).sum() / count
+    per_token = torch.maximum(unclipped, clipped)
+    sampler_diff = 0.0
+    if sampler_logprobs is not None:
+        gap = (old_logprobs - sampler_logprobs).detach()
+        sampler_diff = ((gap.abs() * mask).sum() / count).item()
+        if tis_cap:
+            per_token = per_token * torch.clamp(torch.exp(gap), max=tis_cap)
+    policy = (per_token * mask).sum() / count
     loss = policy
     kl_value = 0.0
     if ref_logprobs is not None and kl_coef:
@@ -71,4 +86,4 @@ def policy_loss(
     with torch.no_grad():
         was_clipped = (clipped > unclipped).to(logprobs.dtype)
         clip_fraction = ((was_clipped * mask).sum() / count).item()
-    return LossTerms(loss, policy.item(), kl_value, entropy_value, clip_fraction)
+    return LossTerms(loss, policy.item(), kl_value, entropy_value, clip_fraction, sampler_diff)

@@ -95,7 +95,7 @@ class SelfPlay:
 
     def sampling(self) -> Sampling:
         g = self.config.generation
-        return Sampling(g.temperature, g.top_p, g.max_new_tokens, self.template.stop)
+        return Sampling(g.temperature, g.top_p, g.max_new_tokens, self.template.stop, g.sampler_logprobs)
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,8 @@ def _trajectory(role: Role, task_type: str, completion: Any, reward: float, base
     # groups the reused rollouts form; proposer prompts never repeat, so proposers keep TRR++'s.
     per_prompt = baseline == "prompt" and role is Role.SOLVE
     group = (task_type, role.value, prompt) if per_prompt else (task_type, role.value)
-    return Trajectory(role, task_type, completion.prompt_ids, completion.ids, reward, group)
+    return Trajectory(role, task_type, completion.prompt_ids, completion.ids, reward, group,
+                      sampler_logprobs=completion.logprobs)  # fmt: skip
 
 
 def _with_advantage(trajectory: Trajectory, advantage: float) -> Trajectory:

@@ -11,6 +11,7 @@ and no extra forward pass is spent on them. Otherwise they are computed once, be
 from __future__ import annotations
 
 import copy
+import logging
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,13 @@ from azr.engine.distributed import full_norm
 from azr.engine.policy import Policy
 from azr.selfplay.loss import policy_loss
 from azr.tasks import Role
+
+log = logging.getLogger("azr.selfplay.update")
+
+SAMPLER_DRIFT = 0.05
+"""Mean nats a token between the sampler's and the trainer's log-probabilities past which the
+update warns: the rollouts are no longer the policy's own (sampling settings, kernels, a stale
+copy)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,8 @@ class Trajectory:
     group: Hashable
     """Its baseline group: (task type, role) in TRR++."""
     advantage: float = 0.0
+    sampler_logprobs: tuple[float, ...] | None = None
+    """The sampler's log-probability of each token, when kept (generation.sampler_logprobs)."""
 
 
 class Updater:
@@ -83,7 +93,9 @@ class Updater:
         mini_batches, counts = [m for m, n in zip(mini_batches, counts, strict=True) if n], [n for n in counts if n]
         on_policy = config.mini_batches == 1 and config.epochs == 1
         old = None if on_policy else self._logprobs(trajectories)
-        totals: dict[str, float] = {"loss": 0.0, "policy": 0.0, "kl": 0.0, "entropy": 0.0, "clip_fraction": 0.0}
+        totals: dict[str, float] = dict.fromkeys(
+            ("loss", "policy", "kl", "entropy", "clip_fraction", "sampler_logp_diff"), 0.0
+        )
         norms = []
         self.policy.model.train()
         for _ in range(config.epochs):
@@ -102,7 +114,8 @@ class Updater:
                     terms = self._loss([trajectories[i] for i in micro], old_micro, token_count)
                     terms.loss.backward()
                     for key, value in (("loss", terms.loss.item()), ("policy", terms.policy), ("kl", terms.kl),
-                                       ("entropy", terms.entropy), ("clip_fraction", terms.clip_fraction)):  # fmt: skip
+                                       ("entropy", terms.entropy), ("clip_fraction", terms.clip_fraction),
+                                       ("sampler_logp_diff", terms.sampler_diff)):  # fmt: skip
                         totals[key] += value
                 norms.append(full_norm(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip)))
                 self.optimizer.step()
@@ -111,12 +124,20 @@ class Updater:
         # KL and entropy are computed only when their coefficient is on: a logged 0 would read as a measurement.
         skipped = {"kl"} if not config.kl_coef else set()
         skipped |= {"entropy"} if not config.entropy_coef else set()
+        if not world.sum(sum(t.sampler_logprobs is not None for t in trajectories)):
+            skipped.add("sampler_logp_diff")
         # Each rank's terms are its share of the global token mean: their sum over ranks is the whole.
         stats = {key: world.sum(value) / updates for key, value in totals.items() if key not in skipped}
         stats["grad_norm"] = sum(norms) / len(norms)
         stats["lr"] = self.scheduler.get_last_lr()[0]
         stats["sequences"] = world.sum(len(trajectories))
         stats["tokens"] = world.sum(sum(len(s.ids) for s in trajectories))
+        if stats.get("sampler_logp_diff", 0.0) > SAMPLER_DRIFT:
+            log.warning(
+                "the sampler's log-probabilities are %.3f nats a token from the trainer's (over %.2f): rollouts are "
+                "off-policy; check the sampling settings (top_p=1, top_k off) or set optim.tis_cap",
+                stats["sampler_logp_diff"], SAMPLER_DRIFT,
+            )  # fmt: skip
         self.policy.refresh_copy()  # with several ranks, generation runs on an unsharded copy
         return stats
 
@@ -143,9 +164,16 @@ class Updater:
                 old_logprobs[row, : len(values)] = values
         reference = self._reference_logprobs(batch) if config.kl_coef else None
         advantages = torch.tensor([s.advantage for s in trajectories], device=logprobs.device)
+        sampler = None
+        if any(t.sampler_logprobs is not None for t in trajectories):
+            sampler = old_logprobs.detach().clone()  # a token without the sampler's number: no correction
+            for row, t in enumerate(trajectories):
+                if t.sampler_logprobs is not None:
+                    sampler[row, : len(t.sampler_logprobs)] = torch.tensor(t.sampler_logprobs, dtype=sampler.dtype)
         return policy_loss(
             logprobs, old_logprobs, advantages, mask, config.clip_ratio, token_count,
             ref_logprobs=reference, kl_coef=config.kl_coef, entropy=entropy, entropy_coef=config.entropy_coef,
+            sampler_logprobs=sampler, tis_cap=config.tis_cap,
         )  # fmt: skip
 
     @torch.no_grad()
