@@ -150,10 +150,9 @@ def _import(store: Any, validator: Any, batches: list[tuple[str, list[Any]]]) ->
             f"{sum(rejected.values())} rejected" + (f" ({_summary(rejected)})" if rejected else ""),
             file=sys.stderr,
         )
-    print(
-        f"{store.path}: " + ", ".join(f"{t} {store.count(t)}" for t in REGISTRY if t in PAPER or store.count(t)),
-        file=sys.stderr,
-    )
+    counts = {name: store.count(name) for name in REGISTRY}
+    shown = ", ".join(f"{name} {n}" for name, n in counts.items() if name in PAPER or n)
+    print(f"{store.path}: {shown}", file=sys.stderr)
 
 
 def _summary(counts: dict[str, int]) -> str:

@@ -94,10 +94,15 @@ class World:
         return box[0]
 
 
+def requested_size() -> int:
+    """How many ranks torchrun started (1 without torchrun), read before any group is joined."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def join() -> World:
     """The world this process is in (torchrun's environment), its process group started once: NCCL
     on CUDA, else gloo. Without torchrun, a world of one."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
+    size = requested_size()
     if size == 1:
         return World()
     world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))

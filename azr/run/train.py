@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import random
 import sqlite3
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import torch
 from azr.config import Config, ConfigError, as_dict
 from azr.config.files import to_yaml
 from azr.disk import WriteRefused, resource_problem, write_atomically
+from azr.engine.distributed import requested_size
 from azr.engine.generation import TransformersGenerator
 from azr.engine.policy import Policy, PolicyError
 from azr.executor import Executor, ExecutorConfig, ExecutorError
@@ -82,7 +82,7 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
     """Run (or resume) training in `run_dir`, as its only writer. `fresh` first moves what the
     directory holds aside. A full or read-only disk is a RunDirError saying where and how to go on:
     what was committed (the last checkpoint, the store up to it) is intact."""
-    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    ranks = requested_size()
     if ranks > 1:  # the update is ready for several ranks (azr.engine.distributed); the step is not yet
         raise ConfigError(
             f"azr train on {ranks} ranks (torchrun --nproc_per_node > 1): self-play across ranks is not built yet; "

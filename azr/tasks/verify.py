@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from azr.executor import ExecRequest, ExecResult, ExecStatus, Executor, Policy, parse_value
+from azr.executor import ExecRequest, ExecResult, ExecStatus, Executor, ExecutorConfig, Policy, parse_value
 from azr.tasks import Answer, FormatError, InternalError, Mistake, Stage, Task, Verdict
 from azr.tasks.family import Check, Rules
 from azr.tasks.guard import guarded
@@ -95,6 +95,8 @@ class Verifier:
         program for an induction task reaching for the clock is `banned`, not lucky."""
         self._sandboxes: dict[str, Executor] = {}
         """Families' own sandboxes (math's, which can import math-verify), started when first needed."""
+        self._configs: dict[str, ExecutorConfig | None] = {}
+        """Each family's own sandbox config (None: the run's executor), asked once."""
 
     @property
     def rules(self) -> Rules:
@@ -131,9 +133,13 @@ class Verifier:
         if not sandbox:
             return self.executor
         if sandbox not in self._sandboxes:
-            config = family(sandbox).sandbox(self.executor.config)
-            self._sandboxes[sandbox] = Executor(config).__enter__()
+            self._sandboxes[sandbox] = Executor(self._own_config(sandbox)).__enter__()
         return self._sandboxes[sandbox]
+
+    def _own_config(self, name: str) -> ExecutorConfig | None:
+        if name not in self._configs:
+            self._configs[name] = family(name).sandbox(self.executor.config)
+        return self._configs[name]
 
     def close(self) -> None:
         """Stop the families' own sandboxes (the run's executor is its owner's to close)."""
@@ -164,7 +170,7 @@ class Verifier:
         judged = kind.judge(task, answer, rules)
         if isinstance(judged, Verdict):
             return judged
-        return _Check(index, judged, kind.name if kind.sandbox(self.executor.config) is not None else "")
+        return _Check(index, judged, kind.name if self._own_config(kind.name) is not None else "")
 
 
 def _judged(outcome: Verdict | InternalError) -> Verdict:
