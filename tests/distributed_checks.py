@@ -75,7 +75,7 @@ def save_after_one(directory: str, out: str) -> None:
     """One update, then the training state saved (DCP) and the model exported to DIRECTORY/model."""
     world, policy, updater, every = setup()
     updater.update(share(world, every), 1)
-    state.save(Path(directory), policy, updater)
+    state.save(Path(directory), policy, updater, {})
     state.export(Path(directory) / "model", policy)
     full = copies(full_state(policy))
     if world.is_main:

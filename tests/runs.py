@@ -9,7 +9,10 @@ import time
 import torch
 from safetensors.torch import load_file
 
+from azr.run import checkpoint
+from azr.run.rundir import read_manifest
 from azr.run.runlog import read_metrics
+from azr.tasks.store import TaskStore
 
 FAST = [  # the tiny random model, at the sizes these tests were written for
     "model.path=tiny-random",
@@ -72,3 +75,20 @@ def assert_same_run(run, reference, step):
     a = load_file(str(run / "checkpoints" / f"step-{step}" / "model" / "model.safetensors"))
     b = load_file(str(reference / "checkpoints" / f"step-{step}" / "model" / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k]) for k in a)
+
+
+def check_invariants(run, last):
+    """What must hold of a run directory after any fault and any resume."""
+    assert [row["step"] for row in read_metrics(run)] == list(range(1, last + 1))
+    sampled = [json.loads(line)["step"] for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert sampled == sorted(sampled) and set(sampled) <= set(range(1, last + 1))
+    found = checkpoint.complete(run)
+    assert all(checkpoint.verify(path) is None for _, path in found)
+    manifest = read_manifest(run)
+    assert manifest is not None and manifest.checkpoints == tuple(step for step, _ in found)
+    assert manifest.step == (found[-1][0] if found else 0)
+    with TaskStore(run / "tasks.db", readonly=True) as store:
+        assert store.identity == manifest.store_id and (store.step or 0) >= manifest.step
+        assert all(task.step <= (store.step or 0) for task in store.tasks())
+    stray = [p for p in run.rglob("*") if ".tmp" in p.name or p.name.startswith(".probe")]
+    assert stray == []

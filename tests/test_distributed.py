@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from runs import FAST, assert_same_run, check_invariants, seeded
 
 from azr.engine import tiny
+from azr.run.runlog import read_metrics
 
 CHECKS = Path(__file__).parent / "distributed_checks.py"
 
@@ -91,10 +93,59 @@ def test_each_rank_generates_on_its_own_copy(tmp_path):
     assert two["completions"] == one["completions"] and len(one["completions"]) == 4
 
 
-def test_azr_train_on_several_ranks_is_refused_in_one_line(tmp_path):
-    """Until self-play runs across ranks, `torchrun --nproc_per_node 2 azr train` says so, exit 2."""
-    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
-    done = subprocess.run([sys.executable, "-m", "azr.cli", "train", "--run-dir", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "2 ranks" in done.stderr, done.stderr
-    assert not (tmp_path / "run").exists()
+# -- azr train on two ranks ------------------------------------------------------------------------
+
+TRAIN = ["model.path=embedded", "generation.max_new_tokens=96", "train.steps=4", "train.save_every=2"]
+"""The embedded model, which writes valid tasks (new ones reach the store and the solver batches)."""
+
+
+def torchrun_train(ranks, run, *overrides, env=None):
+    """`torchrun --nproc_per_node RANKS -m azr.cli train` on CPU (gloo)."""
+    tiny.path(0)
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
+         "-m", "azr.cli", "train", "--run-dir", str(run), *FAST, *overrides],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return [*seeded(tmp_path_factory.mktemp("seeds")), *TRAIN]
+
+
+def test_azr_train_on_two_ranks_resumes_after_a_rank_is_killed(tmp_path, settings):
+    """Rank 1 SIGKILLed after step 3 is logged (torchrun then stops rank 0): the rerun resumes from
+    step 2's checkpoint (written by both ranks) and ends where an unbroken 2-rank run ends: metrics,
+    samples, tasks and weights."""
+    unbroken = tmp_path / "unbroken"
+    done = torchrun_train(2, unbroken, *settings)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stderr.count("done: step 4") == 1  # rank 0 speaks for both
+    check_invariants(unbroken, 4)
+    assert sum(row["store/added"] for row in read_metrics(unbroken)) > 0  # tasks the model wrote
+
+    run = tmp_path / "run"
+    killed = torchrun_train(2, run, *settings, env={"AZR_FAULT": "step-logged:3@1"})
+    assert killed.returncode != 0 and "exitcode  : -9" in killed.stderr, killed.stderr[-4000:]
+    resumed = torchrun_train(2, run, *settings)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "from step 2" in " ".join(resumed.stderr.split())  # rich wraps lines
+    check_invariants(run, 4)
+    assert_same_run(run, unbroken, 4)
+
+
+def test_a_run_changes_its_number_of_ranks_between_resumes(tmp_path, settings):
+    """1 process to step 2, 2 ranks to step 4, 1 process to step 6: each resume reshards the
+    checkpoint (DCP). A refusal on 2 ranks is one line, from rank 0, exit 2."""
+    run = tmp_path / "run"
+    for ranks, steps in [(1, 2), (2, 4), (1, 6)]:
+        done = torchrun_train(ranks, run, *settings, f"train.steps={steps}")
+        assert done.returncode == 0, done.stderr[-4000:]
+        check_invariants(run, steps)
+    refused = torchrun_train(2, run, *settings, "train.steps=8", "selfplay.n_mc=2")
+    errors = [line for line in refused.stderr.splitlines() if "error:" in line]
+    assert errors == [errors[0]] and "azr train: error:" in errors[0] and "selfplay.n_mc" in errors[0], refused.stderr
+    assert "exitcode  : 2" in refused.stderr
+    assert [row["step"] for row in read_metrics(run)] == list(range(1, 7))

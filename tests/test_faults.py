@@ -5,7 +5,6 @@ once in metrics and samples, checkpoints that verify and are the ones the manife
 consistent with them, no stray temporaries, and, wherever the run could go on, metrics, samples,
 tasks and weights equal to an unbroken run's."""
 
-import json
 import os
 import shutil
 import signal
@@ -15,10 +14,10 @@ import threading
 import time
 
 import pytest
-from runs import assert_same_run, azr_train, seeded, training
+from runs import assert_same_run, azr_train, check_invariants, seeded, training
 
 from azr.run import checkpoint
-from azr.run.rundir import MANIFEST, read_manifest
+from azr.run.rundir import MANIFEST
 from azr.run.runlog import read_metrics
 from azr.tasks.store import TaskStore
 
@@ -36,25 +35,8 @@ def unbroken(tmp_path_factory, settings):
     run = tmp_path_factory.mktemp("unbroken") / "run"
     done = azr_train(run, *settings)
     assert done.returncode == 0, done.stderr[-3000:]
-    check_invariants(run)
+    check_invariants(run, STEPS)
     return run
-
-
-def check_invariants(run, last=STEPS):
-    """What must hold of a run directory after any fault and any resume."""
-    assert [row["step"] for row in read_metrics(run)] == list(range(1, last + 1))
-    sampled = [json.loads(line)["step"] for line in (run / "samples.jsonl").read_text().splitlines()]
-    assert sampled == sorted(sampled) and set(sampled) <= set(range(1, last + 1))
-    found = checkpoint.complete(run)
-    assert all(checkpoint.verify(path) is None for _, path in found)
-    manifest = read_manifest(run)
-    assert manifest is not None and manifest.checkpoints == tuple(step for step, _ in found)
-    assert manifest.step == (found[-1][0] if found else 0)
-    with TaskStore(run / "tasks.db", readonly=True) as store:
-        assert store.identity == manifest.store_id and (store.step or 0) >= manifest.step
-        assert all(task.step <= (store.step or 0) for task in store.tasks())
-    stray = [p for p in run.rglob("*") if ".tmp" in p.name or p.name.startswith(".probe")]
-    assert stray == []
 
 
 def _one_line_error(done, *phrases, alone=True):
@@ -84,7 +66,7 @@ def test_a_kill_at_any_point_resumes_to_the_unbroken_run(tmp_path, settings, unb
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     resumed = azr_train(run, *settings)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    check_invariants(run)
+    check_invariants(run, STEPS)
     assert_same_run(run, unbroken, STEPS)
 
 
@@ -103,7 +85,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(tmp_path, setting
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "checkpoint step-4 is not usable" in resumed.stderr and why in resumed.stderr
     assert "resuming" in resumed.stderr and "from step 2" in resumed.stderr
-    check_invariants(run)
+    check_invariants(run, STEPS)
     assert_same_run(run, unbroken, STEPS)
 
 
@@ -134,7 +116,7 @@ def test_a_run_missing_its_store_manifest_or_wal_is_refused_then_resumes_when_re
     assert _contents(run) == {p: data for p, data in before.items() if p.name != "config.yaml"}  # left as it was
     resumed = azr_train(run, *settings)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    check_invariants(run)
+    check_invariants(run, STEPS)
     assert_same_run(run, unbroken, STEPS)
 
 
@@ -188,7 +170,7 @@ def test_a_full_disk_is_one_line_and_the_resume_after_freeing_space_equals_the_u
     disk.remount("size=64m")
     resumed = azr_train(run, *settings)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    check_invariants(run)
+    check_invariants(run, STEPS)
     assert_same_run(run, unbroken, STEPS)
 
 
@@ -229,5 +211,5 @@ def test_a_second_sigterm_stops_at_once_with_143_and_the_last_checkpoint_stands(
     assert "stopped; the last checkpoint stands" in stderr and "Traceback" not in stderr
     resumed = azr_train(run, *settings)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    check_invariants(run)
+    check_invariants(run, STEPS)
     assert_same_run(run, unbroken, STEPS)

@@ -3,6 +3,7 @@ store's identity and read-only mode, the resume plan's refusals, and naming a re
 Whole runs under injected faults are in test_faults.py."""
 
 import errno
+import functools
 import json
 import os
 import signal
@@ -106,21 +107,25 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_pat
 # -- checkpoints ----------------------------------------------------------------------------------
 
 
-class _Policy:
-    def save(self, directory):
-        directory.mkdir(parents=True)
-        (directory / "model.safetensors").write_bytes(os.urandom(5000))
-        (directory / "config.json").write_text("{}")
+@functools.cache
+def _model():
+    """The tiny random model and its optimizer, what a checkpoint holds."""
+    from azr.config import ModelConfig, OptimConfig
+    from azr.engine.policy import Policy
+    from azr.selfplay.update import Updater
+
+    policy = Policy(ModelConfig(path="tiny-random", device="cpu"))
+    return policy, Updater(policy, OptimConfig())
 
 
-class _Updater:
-    def state_dict(self):
-        return {"optimizer": [1, 2, 3]}
+@pytest.fixture
+def model():
+    return _model()
 
 
-def test_checkpoints_carry_checksums_and_the_newest_that_verifies_is_used(tmp_path):
+def test_checkpoints_carry_checksums_and_the_newest_that_verifies_is_used(tmp_path, model):
     for step in (2, 4, 6):
-        checkpoint.save(tmp_path, step, _Policy(), _Updater(), keep=3)
+        checkpoint.save(tmp_path, step, *model, keep=3)
     assert [s for s, _ in checkpoint.complete(tmp_path)] == [2, 4, 6]
     assert checkpoint.usable(tmp_path) == ((6, tmp_path / "checkpoints" / "step-6"), [])
     step6, step4 = tmp_path / "checkpoints" / "step-6", tmp_path / "checkpoints" / "step-4"
@@ -148,24 +153,58 @@ def test_checkpoints_carry_checksums_and_the_newest_that_verifies_is_used(tmp_pa
          "outside the checkpoint"),
     ],
 )  # fmt: skip
-def test_each_kind_of_damage_is_named(tmp_path, damage, problem):
-    path = checkpoint.save(tmp_path, 1, _Policy(), _Updater(), keep=1)
+def test_each_kind_of_damage_is_named(tmp_path, model, damage, problem):
+    path = checkpoint.save(tmp_path, 1, *model, keep=1)
     assert checkpoint.verify(path) is None
     damage(path)
     assert problem in checkpoint.verify(path)
 
 
-def test_a_failed_save_leaves_the_older_checkpoints_and_nothing_half_written(tmp_path):
-    checkpoint.save(tmp_path, 2, _Policy(), _Updater(), keep=2)
+def test_a_failed_save_leaves_the_older_checkpoints_and_nothing_half_written(tmp_path, model, monkeypatch):
+    checkpoint.save(tmp_path, 2, *model, keep=2)
+    export = checkpoint.training_state.export
 
-    class Broken(_Policy):
-        def save(self, directory):
-            super().save(directory)
-            raise RuntimeError("unexpected pos 576 vs 534")  # torch.save's words for a full disk
+    def broken(directory, policy):
+        export(directory, policy)
+        raise RuntimeError("unexpected pos 576 vs 534")  # torch.save's words for a full disk
 
+    monkeypatch.setattr(checkpoint.training_state, "export", broken)
     with pytest.raises(RuntimeError):  # the disk is fine: a bug, raised as it is
-        checkpoint.save(tmp_path, 4, Broken(), _Updater(), keep=2)
+        checkpoint.save(tmp_path, 4, *model, keep=2)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-2"]
+
+
+def test_a_checkpoint_written_by_azr_0_3_resumes_in_one_process(tmp_path):
+    """Before DCP a checkpoint held the weights in model/ and the optimizer's state by parameter
+    number in trainer_state.pt; such a checkpoint still loads (in one process)."""
+    import random
+
+    import torch
+
+    from azr.config import ModelConfig, OptimConfig
+    from azr.engine.distributed import World
+    from azr.engine.policy import Policy, PolicyError
+    from azr.selfplay.update import Updater
+
+    policy = Policy(ModelConfig(path="tiny-random", device="cpu"))
+    updater = Updater(policy, OptimConfig(lr=1e-2))
+    policy.parameters()[0].grad = torch.ones_like(policy.parameters()[0])
+    updater.optimizer.step()
+    old = tmp_path / "step-3"
+    policy.save(old / "model")
+    rng = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    torch.save({"step": 3, "updater": updater.state_dict(), "rng": rng}, old / checkpoint.STATE_FILE)
+
+    fresh = Policy(ModelConfig(path="tiny-random", device="cpu"))
+    again = Updater(fresh, OptimConfig(lr=1e-2))
+    assert checkpoint.load(old, fresh, again)["step"] == 3
+    for ours, theirs in zip(fresh.parameters(), policy.parameters(), strict=True):
+        assert torch.equal(ours, theirs)
+    assert torch.equal(again.optimizer.state_dict()["state"][0]["exp_avg"],
+                       updater.optimizer.state_dict()["state"][0]["exp_avg"])  # fmt: skip
+    fresh.world = World(0, 2)
+    with pytest.raises(PolicyError, match="resume it in one process"):
+        checkpoint.load(old, fresh, again)
 
 
 # -- the store ------------------------------------------------------------------------------------
@@ -218,7 +257,7 @@ def _run(tmp_path, checkpoints=(), config=None):
         store.commit_step(max(checkpoints, default=0))
         identity = store.identity
     for step in checkpoints:
-        checkpoint.save(run, step, _Policy(), _Updater(), keep=10)
+        checkpoint.save(run, step, *_model(), keep=10)
     write_manifest(run, Manifest(as_dict(config or Config()), identity, max(checkpoints, default=0), checkpoints))
     return run
 
@@ -304,15 +343,12 @@ def test_a_full_disk_is_found_by_the_probe_when_nothing_names_it(small_disk):
     assert problem == f"cannot write {small_disk}: No space left on device"
 
 
-def test_a_full_disk_during_a_save_is_a_write_refused_and_leaves_no_half_checkpoint(small_disk):
-    class Big(_Policy):
-        def save(self, directory):
-            directory.mkdir(parents=True)
-            (directory / "model.safetensors").write_bytes(os.urandom(3 << 20))
-
-    checkpoint.save(small_disk, 1, _Policy(), _Updater(), keep=2)
+def test_a_full_disk_during_a_save_is_a_write_refused_and_leaves_no_half_checkpoint(disk, model):
+    disk.remount("size=5m")  # room for one checkpoint of the tiny model (2.8 MB), not two
+    small_disk = disk.path
+    checkpoint.save(small_disk, 1, *model, keep=2)
     with pytest.raises(WriteRefused, match=r"checkpoints/step-2.*No space left on device"):
-        checkpoint.save(small_disk, 2, Big(), _Updater(), keep=2)
+        checkpoint.save(small_disk, 2, *model, keep=2)
     assert sorted(p.name for p in (small_disk / "checkpoints").iterdir()) == ["step-1"]
     assert checkpoint.verify(small_disk / "checkpoints" / "step-1") is None
 

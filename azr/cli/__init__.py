@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -37,10 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         (args.parser if hasattr(args, "parser") else parser).print_help(sys.stderr)
         return 2
+    code = _handle(args)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun, once the group is left: skip the interpreter's finalization, where gloo's
+        # threads still holding tensors have aborted a rank (SIGABRT; pytorch PR 179291).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _handle(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except UsageError as error:
-        print(f"{args.prog}: error: {error}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 speaks for every rank
+            print(f"{args.prog}: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `azr ... | head`
         return 0

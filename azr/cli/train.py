@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from azr.disk import WriteRefused
+    from azr.engine.distributed import Stopped
     from azr.engine.policy import PolicyError
     from azr.executor import ExecutorError
     from azr.run.rundir import RunDirError
@@ -76,9 +78,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         outcome = train(run_dir, config, console, fresh=args.fresh)
-    except (ConfigError, PolicyError, ExecutorError, StoreError, RunDirError, WriteRefused) as error:
+    except (ConfigError, PolicyError, ExecutorError, StoreError, RunDirError, WriteRefused, Stopped) as error:
         raise UsageError(str(error)) from None
     if outcome.interrupted_by is not None:
         return 128 + outcome.interrupted_by  # the shell's convention: `azr train && next` stops here
-    console.print(f"done: step {outcome.step}; run directory {run_dir} (the same command resumes it)")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 speaks for every rank
+        console.print(f"done: step {outcome.step}; run directory {run_dir} (the same command resumes it)")
     return 0

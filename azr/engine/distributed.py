@@ -19,6 +19,7 @@ Lessons the ecosystem paid for (../shared/docs/SCALE-OUT.md has the references):
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,6 +36,8 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    local_size: int = 1
+    """The ranks on this machine (they share its cores and GPUs)."""
 
     @property
     def is_main(self) -> bool:
@@ -85,6 +88,26 @@ class World:
         done = work(mine) if mine or self.size == 1 else []
         return [result for part in self.gather(done) for result in part]
 
+    def agree(self, work: Callable[[], T]) -> T:
+        """`work()` on this rank, as one step of all of them: when it raises on any rank, it raises
+        on every rank. A failing rank raises its error; rank 0 raises the first failing rank's (it
+        reports it); the others raise `Stopped`. A rank failing alone would leave the others waiting
+        in their next collective."""
+        if self.size == 1:
+            return work()
+        try:
+            value, failure = work(), None
+        except Exception as error:
+            value, failure = None, error
+        failures = self.gather(None if failure is None else _portable(failure, self.rank))
+        if not any(found is not None for found in failures):
+            return value
+        if failure is not None:
+            raise failure
+        if self.is_main:
+            raise next(found for found in failures if found is not None)
+        raise Stopped(f"rank {self.rank}: stopped, as another rank failed (rank 0 says why)")
+
     def broadcast(self, value: Any) -> Any:
         """Rank 0's `value`, on every rank."""
         if self.size == 1:
@@ -92,6 +115,18 @@ class World:
         box = [value]
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
+
+
+class Stopped(Exception):
+    """This rank stops because another failed (`World.agree`); rank 0 reports that rank's error."""
+
+
+def _portable(error: Exception, rank: int) -> Exception:
+    """`error` as it can travel to the other ranks (pickled): itself, or its message."""
+    try:
+        return pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"rank {rank}: {type(error).__name__}: {error}")
 
 
 def requested_size() -> int:
@@ -105,7 +140,8 @@ def join() -> World:
     size = requested_size()
     if size == 1:
         return World()
-    world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
+    env = os.environ
+    world = World(int(env["RANK"]), size, int(env.get("LOCAL_RANK", "0")), int(env.get("LOCAL_WORLD_SIZE", "1")))
     if not torch.distributed.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:

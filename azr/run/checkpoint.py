@@ -1,13 +1,18 @@
-"""Checkpoints: everything needed to resume a run exactly, written atomically.
+"""Checkpoints: everything needed to resume a run exactly, written atomically, at any world size.
 
     checkpoints/step-N/model/             save_pretrained: loads in transformers as is
-    checkpoints/step-N/trainer_state.pt   optimizer, scheduler, RNG states, the step
+    checkpoints/step-N/shards/            the model's trained weights and the optimizer (DCP)
+    checkpoints/step-N/trainer_state.pt   the step, the scheduler, rank 0's Python RNG state
+    checkpoints/step-N/rng-<rank>.pt      each rank's torch RNG state
     checkpoints/step-N/checksums.json     size and sha256 of every file above, written last
 
 A checkpoint is built in a temporary directory and renamed into place only when complete, so a
 crash or SIGKILL mid-write leaves the previous checkpoints intact and no half-written one that
-looks finished. The last `keep` are kept. What happens to it later (a truncated copy, a deleted
-file, a bad disk) the checksums catch: `usable` returns the newest checkpoint that verifies.
+looks finished. With several ranks, every rank writes its shards into rank 0's temporary
+directory; rank 0 alone exports the model, writes the checksums and renames. The last `keep` are
+kept. What happens to it later (a truncated copy, a deleted file, a bad disk) the checksums catch:
+`usable` returns the newest checkpoint that verifies. A checkpoint resumes at another world size
+(azr.engine.state: DCP reshards).
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from typing import Any
 import torch
 
 from azr.disk import WriteRefused, resource_problem, sync_directory, unused_name
-from azr.engine.policy import Policy
+from azr.engine import state as training_state
+from azr.engine.policy import Policy, PolicyError
 from azr.run.rundir import fault_point
 from azr.selfplay.update import Updater
 
 _NAME = re.compile(r"^step-(\d+)$")
-STATE_FILE = "trainer_state.pt"
+STATE_FILE = training_state.TRAINER
 CHECKSUMS = "checksums.json"
 
 
@@ -63,41 +69,55 @@ def usable(run_dir: Path) -> tuple[tuple[int, Path] | None, list[tuple[int, str]
 
 
 def save(run_dir: Path, step: int, policy: Policy, updater: Updater, keep: int) -> Path:
-    """Write step `step`'s checkpoint and keep the newest `keep`. On any failure the half-written
-    one is removed and the error raised (a WriteRefused when the disk refused a write): the older
-    checkpoints are untouched."""
+    """Write step `step`'s checkpoint and keep the newest `keep`; every rank calls it. On any
+    failure (of any rank) the half-written one is removed and the error raised (a WriteRefused when
+    the disk refused a write): the older checkpoints are untouched."""
+    world = policy.world
     root = directory(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
-    temporary = root / f".tmp-step-{step}-{os.getpid()}"
+    temporary = world.broadcast(_temporary(root, step) if world.is_main else None)
     try:
-        policy.save(temporary / "model")
-        state = {
-            "step": step,
-            "updater": updater.state_dict(),
-            "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
-        }
-        torch.save(state, temporary / STATE_FILE)
-        _write_checksums(temporary)
-        _sync(temporary)
+        world.agree(lambda: _write(temporary, step, policy, updater))
     except Exception as error:
         problem = resource_problem(error, temporary)  # asked before the space is given back
-        shutil.rmtree(temporary, ignore_errors=True)
+        if world.is_main:
+            shutil.rmtree(temporary, ignore_errors=True)
         if problem is None:
             raise
         raise WriteRefused(problem.replace(str(temporary), str(final))) from error
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        if world.is_main:
+            shutil.rmtree(temporary, ignore_errors=True)
         raise
     fault_point("checkpoint-written", step)
-    if final.exists():  # a re-run of the same step after a resume: replace it
-        shutil.rmtree(final)
-    os.replace(temporary, final)
-    sync_directory(root)
-    fault_point("checkpoint-renamed", step)
-    for _, old in complete(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    if world.is_main:
+        if final.exists():  # a re-run of the same step after a resume: replace it
+            shutil.rmtree(final)
+        os.replace(temporary, final)
+        sync_directory(root)
+        fault_point("checkpoint-renamed", step)
+        for _, old in complete(run_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _temporary(root: Path, step: int) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    temporary = root / f".tmp-step-{step}-{os.getpid()}"
+    temporary.mkdir()
+    return temporary
+
+
+def _write(temporary: Path, step: int, policy: Policy, updater: Updater) -> None:
+    """Every rank's part of a checkpoint, then rank 0's: the export, the checksums, the syncs."""
+    world = policy.world
+    trainer = {"step": step, "rng": {"python": random.getstate()}}
+    training_state.save(temporary, policy, updater, trainer)
+    training_state.export(temporary / "model", policy)
+    world.max(0)  # every rank's files are written before rank 0 lists them
+    if world.is_main:
+        _write_checksums(temporary)
+        _sync(temporary)
 
 
 def set_aside(run_dir: Path, step: int) -> Path | None:
@@ -150,7 +170,19 @@ def verify(path: Path) -> str | None:
 
 
 def load(path: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
-    """Restore weights, optimizer, scheduler and RNG states; returns the saved state."""
+    """Restore weights, optimizer, scheduler and RNG states, whatever the world size that saved
+    them; returns rank 0's trainer state."""
+    if not (path / training_state.SHARDS).is_dir():
+        return _load_unsharded(path, policy, updater)
+    trainer = training_state.load(path, policy, updater)
+    random.setstate(trainer["rng"]["python"])
+    return trainer
+
+
+def _load_unsharded(path: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
+    """A checkpoint of azr 0.3 (the weights in model/, the optimizer's state by parameter number)."""
+    if policy.world.size > 1:
+        raise PolicyError(f"{path} was written by azr 0.3, without shards: resume it in one process (plain azr train)")
     policy.load_weights(path / "model")
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
     updater.load_state_dict(state["updater"])

@@ -9,10 +9,12 @@ from typing import Any
 
 
 class StopOnSignal:
-    """The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step; the second
-    stops at once."""
+    """The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step; the same signal
+    again stops at once (a SIGTERM from a supervisor after a Ctrl-C is not a second request).
+    `say`: whether to say so (under torchrun every rank hears the signal; rank 0 says it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, say: bool = True) -> None:
+        self.say = say
         self.requested: int | None = None
         """The signal that asked to stop; None until one does."""
         self._previous = {}
@@ -21,13 +23,15 @@ class StopOnSignal:
                 self._previous[number] = signal.signal(number, self._handle)
 
     def _handle(self, number: int, frame: Any) -> None:
-        if self.requested:
+        if self.requested == number:
             print("\nazr: stopped; the last checkpoint stands (run the same command to resume)", file=sys.stderr)
             if number == signal.SIGINT:
                 raise KeyboardInterrupt
             raise SystemExit(128 + number)  # the shell's code for the signal, as for the first one
-        self.requested = number
-        print("\nazr: finishing this step, then saving (Ctrl-C again to stop now)", file=sys.stderr)
+        if self.requested is None:
+            self.requested = number
+            if self.say:
+                print("\nazr: finishing this step, then saving (Ctrl-C again to stop now)", file=sys.stderr)
 
     def restore(self) -> None:
         for number, handler in self._previous.items():
@@ -35,12 +39,15 @@ class StopOnSignal:
 
 
 class Progress:
-    """A rich progress bar with the step's key numbers; plain lines without a console."""
+    """A rich progress bar with the step's key numbers; plain lines without a console; nothing when
+    `quiet` (ranks other than 0)."""
 
-    def __init__(self, console: Any, total: int, start: int) -> None:
-        self.console, self.total, self.start = console, total, start
+    def __init__(self, console: Any, total: int, start: int, quiet: bool = False) -> None:
+        self.console, self.total, self.start, self.quiet = console, total, start, quiet
 
     def __enter__(self) -> Any:
+        if self.quiet:
+            return lambda step, metrics: None
         if self.console is None:
             return lambda step, metrics: print(f"step {step}/{self.total} {_summary(metrics)}", flush=True)
         from rich import progress as rich
@@ -58,7 +65,7 @@ class Progress:
         return update
 
     def __exit__(self, *_: object) -> None:
-        if self.console is not None:
+        if self.console is not None and not self.quiet:
             self.bar.stop()
 
 

@@ -204,11 +204,14 @@ def remove_temporaries(run_dir: Path) -> list[Path]:
 def fault_point(name: str, step: int) -> None:
     """AZR_FAULT=<name>:<step> kills this process with SIGKILL here, as a crash, an OOM kill or a
     power cut would; AZR_FAULT=<name>:<step>:stall stops here for a minute instead (a stalled disk),
-    so a test can signal a run at a known point. The points: step-logged (step N's lines written,
-    nothing saved), checkpoint-written (its files written, not yet renamed into place),
-    checkpoint-renamed (in place, older ones not yet pruned), checkpoint-pruned (the manifest not
-    yet updated)."""
-    fault = os.environ.get("AZR_FAULT", "")
+    so a test can signal a run at a known point; a suffix @<rank> limits either to one rank of a
+    torchrun job. The points: step-logged (step N's lines written, nothing saved),
+    checkpoint-written (its files written, not yet renamed into place), checkpoint-renamed (in
+    place, older ones not yet pruned), checkpoint-pruned (the manifest not yet updated); with
+    several ranks, only rank 0 reaches the last two."""
+    fault, _, rank = os.environ.get("AZR_FAULT", "").partition("@")
+    if rank and rank != os.environ.get("RANK", "0"):
+        return
     if fault == f"{name}:{step}":
         os.kill(os.getpid(), signal.SIGKILL)
     elif fault == f"{name}:{step}:stall":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import random
 import sqlite3
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ import torch
 from azr.config import Config, ConfigError, as_dict
 from azr.config.files import to_yaml
 from azr.disk import WriteRefused, resource_problem, write_atomically
-from azr.engine.distributed import requested_size
+from azr.engine.distributed import Stopped, World, join, leave
 from azr.engine.generation import TransformersGenerator
 from azr.engine.policy import Policy, PolicyError
 from azr.executor import Executor, ExecutorConfig, ExecutorError
@@ -81,22 +82,20 @@ class Outcome:
 def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = False) -> Outcome:
     """Run (or resume) training in `run_dir`, as its only writer. `fresh` first moves what the
     directory holds aside. A full or read-only disk is a RunDirError saying where and how to go on:
-    what was committed (the last checkpoint, the store up to it) is intact."""
-    ranks = requested_size()
-    if ranks > 1:  # the update is ready for several ranks (azr.engine.distributed); the step is not yet
-        raise ConfigError(
-            f"azr train on {ranks} ranks (torchrun --nproc_per_node > 1): self-play across ranks is not built yet; "
-            "run one process (plain `azr train`)"
-        )
-    say = console.print if console is not None else print
-    if fresh and (aside := rundir.set_aside(run_dir)) is not None:
+    what was committed (the last checkpoint, the store up to it) is intact.
+
+    Under torchrun every rank calls this (azr.engine.distributed); rank 0 holds the lock, the
+    store, the run log and the console, and an error on any rank stops every rank."""
+    world = join()
+    say = (console.print if console is not None else print) if world.is_main else _quiet
+    if world.is_main and fresh and (aside := rundir.set_aside(run_dir)) is not None:
         say(f"--fresh: moved the previous run to {aside}")
-    with rundir.RunLock(run_dir):
+    with rundir.RunLock(run_dir) if world.is_main else contextlib.nullcontext():
         try:
-            return _train(run_dir, config, say, console)
+            outcome = _train(run_dir, config, say, console if world.is_main else None, world)
         except WriteRefused as error:
             problem: str | None = str(error)
-        except (ConfigError, RunDirError, PolicyError, ExecutorError, StoreError):
+        except (ConfigError, RunDirError, PolicyError, ExecutorError, StoreError, Stopped):
             raise
         except sqlite3.DatabaseError as error:
             if getattr(error, "sqlite_errorname", "") not in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
@@ -108,6 +107,9 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
             problem = resource_problem(error, run_dir)
             if problem is None:
                 raise
+        else:
+            leave()
+            return outcome
         saved = checkpoint.complete(run_dir)
         then = f"resume from step {saved[-1][0]}" if saved else "start again"
         raise RunDirError(
@@ -116,7 +118,13 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
         )
 
 
-def _train(run_dir: Path, config: Config, say: Any, console: Any) -> Outcome:
+def _quiet(*_: object) -> None:
+    """What ranks other than 0 say: nothing (rank 0 speaks for the run)."""
+
+
+def _prepare(run_dir: Path, config: Config) -> tuple[resume.Start, list[tuple[str, Path | None]] | None]:
+    """Rank 0's checks before the model loads: what an interrupted write left, where the run
+    starts, the seed files and benchmarks it will read."""
     stray = rundir.remove_temporaries(run_dir) + checkpoint.remove_unfinished(run_dir)
     if stray:
         log.warning("removed what an interrupted write left: %s", ", ".join(str(p) for p in stray))
@@ -126,88 +134,127 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any) -> Outcome:
             read_text(entry.split(":", 1)[1], "seed file")
         except UserFileError as error:
             raise ConfigError(f"selfplay.seed_files: {error}") from None
-    for name in config.selfplay.task_types:  # what a family needs installed (math: math-verify)
+    return start, eval_benches(config) if config.eval.every else None
+
+
+def _installed(config: Config) -> None:
+    """What the task families need installed (math: math-verify), checked on every rank."""
+    for name in config.selfplay.task_types:
         missing = family(name).require()
         if missing:
             raise ConfigError(f"selfplay.task_types: {missing}")
-    benches = eval_benches(config) if config.eval.every else None
+
+
+def _load(config: Config, seed: int, world: World) -> Policy:
+    policy = Policy(config.model, seed, world)
+    limit = config.generation.max_prompt_tokens + config.generation.max_new_tokens
+    if policy.max_positions and limit > policy.max_positions:
+        raise ConfigError(
+            f"generation.max_prompt_tokens + max_new_tokens = {limit} exceeds the model's "
+            f"{policy.max_positions} positions: lower them"
+        )
+    return policy
+
+
+def _train(run_dir: Path, config: Config, say: Any, console: Any, world: World) -> Outcome:
+    main = world.is_main
+    start, benches = world.broadcast(world.agree(lambda: _prepare(run_dir, config) if main else None))
+    world.agree(lambda: _installed(config))
     seed = config.train.seed
     random.seed(seed)
     torch.manual_seed(seed)
     s = config.selfplay
-    stop = StopOnSignal()
+    stop = StopOnSignal(say=main)
     with contextlib.ExitStack() as resources:
         resources.callback(stop.restore)
-        store = resources.enter_context(resume.open_store(run_dir, start, s.max_tasks or None))
-        policy = Policy(config.model, seed)
-        limit = config.generation.max_prompt_tokens + config.generation.max_new_tokens
-        if policy.max_positions and limit > policy.max_positions:
-            raise ConfigError(
-                f"generation.max_prompt_tokens + max_new_tokens = {limit} exceeds the model's "
-                f"{policy.max_positions} positions: lower them"
-            )
-        write_atomically(run_dir / "config.yaml", to_yaml(config))
-        for step, why in start.skipped:  # out of the way of the step's next save
-            aside = checkpoint.set_aside(run_dir, step)
-            moved = f"moved to {aside}" if aside else "gone"
-            log.warning(
-                "checkpoint step-%d is not usable (%s): %s; resuming from step %d", step, why, moved, start.step
-            )
-        manifest = start.manifest or Manifest(as_dict(config), store.identity or "", 0, ())
-        kept = tuple(step for step, _ in checkpoint.complete(run_dir))
-        manifest = dataclasses.replace(manifest, step=start.step, checkpoints=kept)
-        rundir.write_manifest(run_dir, manifest)  # what a crash between save and manifest left out
+        store = world.agree(
+            lambda: resources.enter_context(resume.open_store(run_dir, start, s.max_tasks or None)) if main else None
+        )
+        policy = world.agree(lambda: _load(config, seed, world))
+        manifest = world.agree(lambda: _record_start(run_dir, config, start, store) if main else None)
         updater = Updater(policy, config.optim)
         if start.checkpoint is not None:
-            checkpoint.load(start.checkpoint[1], policy, updater)
+            world.agree(lambda: checkpoint.load(start.checkpoint[1], policy, updater))
             say(f"resuming {run_dir} from step {start.step}")
-        removed = store.truncate_after(start.step)
-        if removed:
-            say(f"dropped {removed} tasks added after step {start.step}, which the checkpoint did not see")
-        runlog = RunLog(run_dir, start.step, config.train.tensorboard, config.train.wandb_project, as_dict(config))
-        resources.callback(runlog.close)
-        executor = resources.enter_context(Executor(ExecutorConfig(**dataclasses.asdict(config.executor))))
-        play = _selfplay(config, policy, updater, store, executor)
+        runlog = None
+        if main:
+            removed = store.truncate_after(start.step)
+            if removed:
+                say(f"dropped {removed} tasks added after step {start.step}, which the checkpoint did not see")
+            runlog = RunLog(run_dir, start.step, config.train.tensorboard, config.train.wandb_project, as_dict(config))
+            resources.callback(runlog.close)
+        executor = world.agree(lambda: resources.enter_context(Executor(_executor_config(config, world))))
+        play = _selfplay(config, policy, updater, store, executor, world)
         resources.callback(play.verifier.close)
-        say(f"sandbox: {executor.describe()}")
+        say(f"sandbox: {executor.describe()}" + (f" (on each of {world.size} ranks)" if world.size > 1 else ""))
         if start.step == 0:
             seed_buffers(play, say, stop)
-            if stop.requested:
+            if world.max(stop.requested or 0):
                 say("interrupted while seeding; run the same command to go on from there")
-                return Outcome(0, stop.requested)
+                return Outcome(0, world.max(stop.requested or 0))
         say(sizes(config))
-        evaluate = Evaluator(play, executor, benches) if benches is not None else None
+        evaluate = world.agree(lambda: Evaluator(play, executor, benches)) if benches is not None else None
         if evaluate is not None and start.step == 0:
-            runlog.step(0, evaluate(), [])  # the base model, before any update
-        last = start.step
-        with Progress(console, config.train.steps, start.step) as progress:
+            metrics = evaluate()  # the base model, before any update
+            if runlog is not None:
+                runlog.step(0, metrics, [])
+        last, stopping = start.step, 0
+        with Progress(console, config.train.steps, start.step, quiet=not main) as progress:
             for step in range(start.step + 1, config.train.steps + 1):
                 result = selfplay_step(play, step)
                 if evaluate is not None and step % config.eval.every == 0:
                     result.metrics.update(evaluate())
-                runlog.step(step, result.metrics, result.samples)
-                store.commit_step(step)
+                if runlog is not None:
+                    runlog.step(step, result.metrics, result.samples)
+                    store.commit_step(step)
                 last = step
                 rundir.fault_point("step-logged", step)
                 progress(step, result.metrics)
-                if step % config.train.save_every == 0 or step == config.train.steps or stop.requested:
+                stopping = world.max(stop.requested or 0)  # a signal that reached any rank stops them all
+                if step % config.train.save_every == 0 or step == config.train.steps or stopping:
                     checkpoint.save(run_dir, step, policy, updater, config.train.keep_checkpoints)
-                    kept = tuple(found for found, _ in checkpoint.complete(run_dir))
-                    store.forget_evicted(kept[0])
-                    rundir.fault_point("checkpoint-pruned", step)
-                    manifest = dataclasses.replace(manifest, step=step, checkpoints=kept)
-                    rundir.write_manifest(run_dir, manifest)
-                if stop.requested:
+                    if main:
+                        kept = tuple(found for found, _ in checkpoint.complete(run_dir))
+                        store.forget_evicted(kept[0])
+                        rundir.fault_point("checkpoint-pruned", step)
+                        manifest = dataclasses.replace(manifest, step=step, checkpoints=kept)
+                        rundir.write_manifest(run_dir, manifest)
+                if stopping:
                     say(f"interrupted: saved step {step}; run the same command to resume")
                     break
-    if last > 0:
+    if last > 0 and main:
         from azr.report.summary import summary
 
         say(summary(read_metrics(run_dir)))
-    return Outcome(last, stop.requested)
+    return Outcome(last, stopping or None)
 
 
-def _selfplay(config: Config, policy: Policy, updater: Updater, store: TaskStore, executor: Executor) -> SelfPlay:
+def _record_start(run_dir: Path, config: Config, start: resume.Start, store: TaskStore) -> Manifest:
+    """Rank 0, once the model has loaded: the resolved config, the unusable checkpoints set aside,
+    and the manifest as it stands (what a crash between a save and its manifest left out)."""
+    write_atomically(run_dir / "config.yaml", to_yaml(config))
+    for step, why in start.skipped:  # out of the way of the step's next save
+        aside = checkpoint.set_aside(run_dir, step)
+        moved = f"moved to {aside}" if aside else "gone"
+        log.warning("checkpoint step-%d is not usable (%s): %s; resuming from step %d", step, why, moved, start.step)
+    manifest = start.manifest or Manifest(as_dict(config), store.identity or "", 0, ())
+    kept = tuple(step for step, _ in checkpoint.complete(run_dir))
+    manifest = dataclasses.replace(manifest, step=start.step, checkpoints=kept)
+    rundir.write_manifest(run_dir, manifest)
+    return manifest
+
+
+def _executor_config(config: Config, world: World) -> ExecutorConfig:
+    """The sandbox of this rank: by default the machine's cores shared among its ranks."""
+    settings = dataclasses.asdict(config.executor)
+    if not settings["workers"]:
+        settings["workers"] = max(1, len(os.sched_getaffinity(0)) // world.local_size)
+    return ExecutorConfig(**settings)
+
+
+def _selfplay(
+    config: Config, policy: Policy, updater: Updater, store: TaskStore | None, executor: Executor, world: World
+) -> SelfPlay:
     s = config.selfplay
     validation = ValidationConfig(
         induction_inputs=s.induction_inputs,
@@ -231,4 +278,5 @@ def _selfplay(config: Config, policy: Policy, updater: Updater, store: TaskStore
         ),
         updater,
         chat=policy.tokenizer if config.model.chat_template else None,
+        world=world,
     )

@@ -3,6 +3,7 @@ CRUXEval and the math suite when configured in `eval.bench`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -80,13 +81,19 @@ class Evaluator:
         self.sampling = Sampling(0.0, 1.0, config.max_new_tokens, play.template.stop)
 
     def __call__(self) -> dict[str, float]:
+        """The metrics, on rank 0 (every rank generates its share of each benchmark; rank 0 judges)."""
         from azr.eval.harness import generate, judge
 
         started = time.perf_counter()
-        metrics = {}
-        play = self.play
+        metrics: dict[str, float] = {}
+        play, world = self.play, self.play.world
         for prefix, benchmark in self.benchmarks:
-            completions = generate(play.generator, play.template, benchmark, 1, self.sampling, 0, play.chat)
+            completions = world.across(benchmark.problems, lambda mine, benchmark=benchmark: generate(
+                play.generator, play.template, dataclasses.replace(benchmark, problems=mine), 1, self.sampling, 0,
+                play.chat,
+            ))  # fmt: skip
+            if not world.is_main:
+                continue
             result = judge(benchmark, completions, play.template, play.verifier, [1])
             metrics.update({f"{prefix}{name}/pass@1": numbers["pass@1"] for name, numbers in result["results"].items()})
         metrics["time/eval"] = time.perf_counter() - started

@@ -131,12 +131,13 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     cfg = play.config.selfplay
     seed = stage_seed(play.config.train.seed, "step", step, "draws")  # every draw follows from (seed, step)
     rng = random.Random(seed)
-    seeds = {stage: stage_seed(play.config.train.seed, "step", step, stage) for stage in ("propose", "mc", "solve")}
+    world = play.world
+    seeds = {stage: rank_seed(stage_seed(play.config.train.seed, "step", step, stage), world.rank)
+             for stage in ("propose", "mc", "solve")}  # fmt: skip
     play.timer.clear()
     started = time.perf_counter()
 
     # 1. PROPOSE (rank 0 draws the references; every rank writes its share of the proposals)
-    world = play.world
     with _timed(play, "propose"):
         jobs = world.broadcast(
             plan(play.template, play.store, play.task_types, cfg.batch_size, cfg.references, rng, play.chat)
@@ -233,6 +234,13 @@ def stage_seed(seed: int, *where: object) -> int:
     """A seed for one stage of one step (or seeding round), independent of every other's."""
     digest = hashlib.sha256(":".join(map(str, (seed, *where))).encode()).digest()
     return int.from_bytes(digest[:4], "big")
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The sampling seed of one rank's share of a stage: rank 0 keeps the stage's own (one process
+    samples as ever), the others get their own (one seed on every rank would draw the same noise
+    for every rank's prompts)."""
+    return seed if rank == 0 else stage_seed(seed, "rank", rank)
 
 
 def _unstored_rejected(validations: list[Validation], stored: list[bool | InternalError]) -> list[Validation]:
