@@ -121,7 +121,11 @@ def test_a_failed_start_does_not_lock_the_run_directory(tmp_path):
         (["eval.bench=/nonexistent/tasks.jsonl"], "eval.bench: no file /nonexistent/tasks.jsonl"),
         (["eval.bench=cruxeval=/nonexistent.jsonl"], "eval.bench: no file /nonexistent.jsonl"),
         (["eval.bench=humaneval"], "eval.bench: humaneval is a code benchmark"),
-        (["optim.tis_cap=2"], "optim.tis_cap must be 0 (off) or >= 1, and needs generation.sampler_logprobs=true"),
+        (["optim.tis_cap=0.5"], "optim.tis_cap must be 0 (off) or >= 1"),
+        (["generation.backend=sglang"], "generation.backend must be one of transformers, transformers-cb, vllm"),
+        (["generation.backend=vllm", "generation.top_p=0.9"], "generation.top_p must be 1 with vLLM"),
+        (["generation.backend=vllm-server"], "needs generation.server_url=http://HOST:PORT"),
+        (["train.world_size=-1"], "train.world_size must be >= 0"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(tmp_path, args, message):

@@ -145,7 +145,7 @@ class _Model:
 
     def __init__(self, args: argparse.Namespace, run: Any = None) -> None:
         from azr.config import Config
-        from azr.engine.generation import TransformersGenerator
+        from azr.engine.generation import make_generator
         from azr.engine.policy import Policy, PolicyError
         from azr.prompts import get_template
 
@@ -160,7 +160,7 @@ class _Model:
             policy = Policy(config.model, args.seed)
         except PolicyError as error:
             raise UsageError(str(error)) from None
-        self.generator = TransformersGenerator(policy, config.generation)
+        self.generator = make_generator(policy, config.generation)
         template = args.template
         if template == "auto":
             from azr.prompts.compact import MARKERS

@@ -49,6 +49,18 @@ class AdvantageStats(str, Enum):
     TOKEN = "token"
 
 
+class Backend(str, Enum):
+    """`generation.backend` (azr.engine.generation)."""
+
+    TRANSFORMERS = "transformers"
+    TRANSFORMERS_CB = "transformers-cb"
+    VLLM = "vllm"
+    VLLM_SERVER = "vllm-server"
+
+
+VLLM_BACKENDS = (Backend.VLLM.value, Backend.VLLM_SERVER.value)
+
+
 class Isolation(str, Enum):
     """`executor.isolation` (azr.executor: the same three, which the executor checks itself)."""
 
@@ -106,7 +118,13 @@ class GenerationConfig:
     """How rollouts are sampled."""
 
     backend: str = "transformers"
-    """How completions are sampled. `transformers`: HF generate with left padding and a KV cache."""
+    """How completions are sampled (azr.engine.generation). `transformers`: HF `generate`, batched
+    with left padding and a KV cache, on the trained model (with several ranks, on each rank's own
+    copy, refreshed after every update). `transformers-cb`: transformers' continuous batching
+    (`generate_batch`, paged attention) on the same model. `vllm`: a vLLM engine on each rank's GPU,
+    beside the trainer, its weights pushed from the trainer after every update (`pip install
+    'azr[vllm]'`). `vllm-server`: a `vllm serve` on other GPUs (`generation.server_url`), sent the
+    prompts over HTTP and the weights after every update."""
     temperature: float = 1.0
     """Sampling temperature of every rollout (paper: 1.0)."""
     top_p: float = 1.0
@@ -121,7 +139,16 @@ class GenerationConfig:
     """Keep the sampler's log-probability of every generated token: for `optim.tis_cap` and the
     health metric `update/sampler_logp_diff` (how far the sampler's numbers are from the trainer's,
     which always recomputes its own). With `transformers` the sampler is the trained model itself
-    (its generation copy with several ranks): the difference is the kernels' and the dtype's."""
+    (its generation copy with several ranks): the difference is the kernels' and the dtype's. The
+    vLLM backends always keep them (vLLM computes them as it samples)."""
+    vllm_memory: float = 0.5
+    """`vllm`: the fraction of each GPU's memory vLLM may take (its weights and KV cache; it sleeps,
+    giving it back, while the trainer updates)."""
+    server_url: str = ""
+    """`vllm-server`: where `vllm serve` listens, e.g. http://gpu-node-2:8000."""
+    server_timeout: float = 600.0
+    """`vllm-server`: seconds to wait for an answer (a batch of completions, a weight update)
+    before the run stops with an error."""
 
 
 @dataclass
@@ -203,11 +230,12 @@ class OptimConfig:
     """KL penalty to the initial policy (paper: none)."""
     entropy_coef: float = 0.0
     """Entropy bonus (paper: none)."""
-    tis_cap: float = 0.0
+    tis_cap: float = 2.0
     """Truncated importance sampling: each token's policy-gradient term is weighted by
     min(exp(logp_old - logp_sampler), tis_cap), correcting for a sampler whose numbers differ from
     the trainer's (Yao et al. 2025, "Your efficient RL framework secretly brings you off-policy RL
-    training"; e.g. 2). 0: off. Needs generation.sampler_logprobs."""
+    training"). Applies where the sampler's log-probabilities are kept: always with the vLLM
+    backends, with `transformers` when generation.sampler_logprobs is on. 0: off."""
 
 
 @dataclass
@@ -267,6 +295,10 @@ class TrainConfig:
     """Write TensorBoard events to RUN_DIR/tensorboard."""
     wandb_project: str = ""
     """Log to Weights & Biases too, when set and wandb is installed."""
+    world_size: int = 0
+    """The number of ranks (processes, one a GPU) the run is meant for: `azr train` under a torchrun
+    that starts another number refuses to start. 0: any. A resume may change it (checkpoints
+    reshard)."""
 
 
 @dataclass
@@ -339,7 +371,14 @@ def check(config: Config) -> None:
         (s.equality in ("strict", "python"), "selfplay.equality must be strict or python"),
         (all(":" in f and f.split(":", 1)[0] in REGISTRY for f in s.seed_files),
          "selfplay.seed_files entries are task_type:path, e.g. deduction:seeds.jsonl"),
-        (g.backend == "transformers", "generation.backend: only `transformers` exists so far"),
+        (g.backend in choices(Backend), f"generation.backend must be one of {', '.join(choices(Backend))}"),
+        (g.backend not in VLLM_BACKENDS or g.top_p == 1,
+         "generation.top_p must be 1 with vLLM: its nucleus filter is applied before the log-probabilities it "
+         "returns, so they would not be the sampler's"),
+        (g.backend != Backend.VLLM_SERVER or g.server_url.startswith(("http://", "https://")),
+         "generation.backend=vllm-server needs generation.server_url=http://HOST:PORT (where `vllm serve` listens)"),
+        (0 < g.vllm_memory < 1, "generation.vllm_memory must be a fraction in (0, 1)"),
+        (g.server_timeout > 0, "generation.server_timeout must be > 0 seconds"),
         (g.temperature > 0, "generation.temperature must be > 0 (the N_mc rollouts must be sampled)"),
         (0 < g.top_p <= 1, "generation.top_p must be in (0, 1]"),
         (g.max_new_tokens >= 1 and g.max_prompt_tokens >= 16, "generation token limits are too small"),
@@ -351,8 +390,7 @@ def check(config: Config) -> None:
          "optim.mini_batches, optim.epochs and optim.micro_batch_size must be >= 1"),
         (0 < o.clip_ratio < 1, "optim.clip_ratio must be in (0, 1)"),
         (o.grad_clip > 0, "optim.grad_clip must be > 0"),
-        (o.tis_cap == 0 or (o.tis_cap >= 1 and g.sampler_logprobs),
-         "optim.tis_cap must be 0 (off) or >= 1, and needs generation.sampler_logprobs=true"),
+        (o.tis_cap == 0 or o.tis_cap >= 1, "optim.tis_cap must be 0 (off) or >= 1"),
         (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas must be two numbers in [0, 1)"),
         (e.isolation in choices(Isolation), f"executor.isolation must be one of {', '.join(choices(Isolation))}"),
         (0 < e.timeout <= 3600, "executor.timeout must be > 0 and <= 3600 seconds"),
@@ -360,6 +398,7 @@ def check(config: Config) -> None:
         (e.memory_mb < 2**43, "executor.memory_mb must be < 2**43 (the limit in bytes must fit in 63 bits)"),
         (e.workers >= 0, "executor.workers must be >= 0 (0: one per CPU core)"),
         (-(2**63) <= t.seed < 2**63, "train.seed must be a 64-bit integer"),
+        (t.world_size >= 0, "train.world_size must be >= 0 (0: any number of ranks)"),
         (t.steps >= 0 and t.save_every >= 1 and t.keep_checkpoints >= 1 and t.log_samples >= 0,
          "train.steps and train.log_samples must be >= 0, train.save_every and train.keep_checkpoints >= 1"),
         (m.lora.r >= 1 and m.lora.alpha > 0 and 0 <= m.lora.dropout < 1,

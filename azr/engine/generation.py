@@ -1,8 +1,16 @@
 """Sampling completions, behind a narrow interface: prompts and sampling settings in, completions out.
 
-`Generator` is what the self-play step calls. The first backend, `TransformersGenerator`, runs HF
-`generate` with left padding and a KV cache, on prompts grouped by length so little compute goes to
-padding. A vLLM backend, or data-parallel ranks, fit behind the same interface.
+`Generator` is what the self-play step calls; `generation.backend` chooses the engine behind it
+(`make_generator`), each imported only when chosen:
+
+    transformers      HF `generate`, left padding and a KV cache, prompts grouped by length
+                      (`TransformersGenerator`, here)
+    transformers-cb   transformers' continuous batching (azr/engine/continuous.py)
+    vllm              a vLLM engine beside the trainer on each rank (azr/engine/vllm.py)
+    vllm-server       `vllm serve` on other GPUs, over HTTP (azr/engine/vllm_server.py)
+
+An engine that holds its own copy of the weights listens to the policy (`Policy.listeners`) and
+brings them up to date after every update.
 """
 
 from __future__ import annotations
@@ -46,12 +54,31 @@ class Generator(Protocol):
         ...
 
 
+def make_generator(policy: Policy, config: GenerationConfig) -> Generator:
+    """The engine `config.backend` names, on `policy`'s model (with several ranks, every rank makes
+    its own, at the same point: some engines start with a collective)."""
+    if config.backend == "transformers-cb":
+        from azr.engine.continuous import ContinuousBatchingGenerator
+
+        return ContinuousBatchingGenerator(policy, config)
+    if config.backend == "vllm":
+        from azr.engine.vllm import VLLMGenerator
+
+        return VLLMGenerator(policy, config)
+    if config.backend == "vllm-server":
+        from azr.engine.vllm_server import ServerGenerator
+
+        return ServerGenerator(policy, config)
+    return TransformersGenerator(policy, config)
+
+
 class TransformersGenerator:
     """HF `generate`: batched by prompt length, left-padded, with a KV cache."""
 
     def __init__(self, policy: Policy, config: GenerationConfig) -> None:
         self.policy = policy
         self.config = config
+        policy.generation_model()  # with several ranks, each rank's copy is made now, by all together
 
     def generate(self, prompts: Sequence[str], n: int, sampling: Sampling, seed: int) -> list[list[Completion]]:
         encoded = self.policy.encode(prompts, self.config.max_prompt_tokens)

@@ -15,7 +15,7 @@ base weights are stored in `model.dtype` and the adapters in float32.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,9 +102,11 @@ class Policy:
             if config.lora.enabled:
                 self.model.enable_input_require_grads()
         self._copy: torch.nn.Module | None = None
+        self.listeners: list[Callable[[], None]] = []
+        """Called after every change of the weights (`weights_changed`): samplers that hold their own
+        copy of them (vLLM) push the new ones."""
         if self.world.size > 1:  # after LoRA and checkpointing, which FSDP2 must see already applied
             self.model = shard(self.model, self.compute_dtype)
-            self.refresh_copy()
 
     def compute(self) -> contextlib.AbstractContextManager:
         """The precision of forward passes: autocast to model.dtype over float32 weights."""
@@ -170,27 +172,36 @@ class Policy:
 
     def generation_model(self) -> torch.nn.Module:
         """What `generate` runs on: the policy itself, or, with several ranks, this rank's own
-        unsharded copy in `model.dtype`, brought up to date by `refresh_copy` after every update.
-        (HF `generate` on a model sharded by hand deadlocks when ranks decode different lengths:
-        transformers only syncs the ranks for models it shards itself.)"""
-        return self.model if self._copy is None else self._copy
-
-    def refresh_copy(self) -> None:
-        """With several ranks, load the shards' current weights into every rank's generation copy: a
-        collective, every rank calls it (after each update, and after a checkpoint is loaded)."""
+        unsharded copy in `model.dtype`, brought up to date after every update. (HF `generate` on a
+        model sharded by hand deadlocks when ranks decode different lengths: transformers only
+        syncs the ranks for models it shards itself.) The copy is made by the first call, which with
+        several ranks is a collective: every rank makes its generator at the same point."""
         if self.world.size == 1:
-            return
-        if self.config.lora.enabled:
-            raise PolicyError("model.lora with several ranks: the merged generation copy is not built yet")
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-        from transformers import AutoModelForCausalLM
-
-        full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True))
+            return self.model
         if self._copy is None:
+            from transformers import AutoModelForCausalLM
+
             self._copy = AutoModelForCausalLM.from_config(self.model.config, dtype=self.compute_dtype).to(self.device)
             self._copy.eval()
             self._copy.requires_grad_(False)
-        self._copy.load_state_dict(full)
+            self._refresh_copy()
+        return self._copy
+
+    def weights_changed(self) -> None:
+        """After an update or a checkpoint load, on every rank: the generation copy (if any) is
+        refreshed from the shards (a collective), and every listener is told."""
+        if self._copy is not None:
+            self._refresh_copy()
+        for listener in self.listeners:
+            listener()
+
+    def _refresh_copy(self) -> None:
+        if self.config.lora.enabled:
+            raise PolicyError("model.lora with several ranks: the merged generation copy is not built yet")
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        assert self._copy is not None
+        self._copy.load_state_dict(get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True)))
 
     # -- saving --------------------------------------------------------------------------------
 

@@ -66,7 +66,7 @@ def load(directory: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
     )  # fmt: skip
     trainer = torch.load(directory / TRAINER, map_location="cpu", weights_only=False)
     updater.scheduler.load_state_dict(trainer.pop("scheduler"))
-    policy.refresh_copy()
+    policy.weights_changed()
     rng = directory / f"rng-{world.rank}.pt"
     torch.set_rng_state(torch.load(rng if rng.exists() else directory / "rng-0.pt", weights_only=False)["torch"])
     return trainer

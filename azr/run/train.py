@@ -32,7 +32,7 @@ from azr.config import Config, ConfigError, as_dict
 from azr.config.files import to_yaml
 from azr.disk import WriteRefused, resource_problem, write_atomically
 from azr.engine.distributed import Stopped, World, join, leave
-from azr.engine.generation import TransformersGenerator
+from azr.engine.generation import make_generator
 from azr.engine.policy import Policy, PolicyError
 from azr.executor import Executor, ExecutorConfig, ExecutorError
 from azr.prompts import get_template
@@ -87,6 +87,12 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
     Under torchrun every rank calls this (azr.engine.distributed); rank 0 holds the lock, the
     store, the run log and the console, and an error on any rank stops every rank."""
     world = join()
+    wanted = config.train.world_size
+    if wanted and wanted != world.size:
+        raise ConfigError(
+            f"train.world_size={wanted} but this is {world.size} process(es): start it with torchrun --nproc_per_node "
+            f"{wanted} (see the README, Scaling out), or set train.world_size={world.size} (0: any)"
+        )
     say = (console.print if console is not None else print) if world.is_main else _quiet
     if world.is_main and fresh and (aside := rundir.set_aside(run_dir)) is not None:
         say(f"--fresh: moved the previous run to {aside}")
@@ -184,8 +190,10 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any, world: World) 
             runlog = RunLog(run_dir, start.step, config.train.tensorboard, config.train.wandb_project, as_dict(config))
             resources.callback(runlog.close)
         executor = world.agree(lambda: resources.enter_context(Executor(_executor_config(config, world))))
-        play = _selfplay(config, policy, updater, store, executor, world)
+        play = world.agree(lambda: _selfplay(config, policy, updater, store, executor, world))
         resources.callback(play.verifier.close)
+        if hasattr(play.generator, "close"):  # an engine with processes or memory of its own
+            resources.callback(play.generator.close)
         say(f"sandbox: {executor.describe()}" + (f" (on each of {world.size} ranks)" if world.size > 1 else ""))
         if start.step == 0:
             seed_buffers(play, say, stop)
@@ -264,7 +272,7 @@ def _selfplay(
     )
     return SelfPlay(
         config,
-        TransformersGenerator(policy, config.generation),
+        make_generator(policy, config.generation),
         get_template(s.template, n_inputs=s.induction_inputs),
         store,
         Validator(executor, validation, seed=config.train.seed),

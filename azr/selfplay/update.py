@@ -138,7 +138,7 @@ class Updater:
                 "off-policy; check the sampling settings (top_p=1, top_k off) or set optim.tis_cap",
                 stats["sampler_logp_diff"], SAMPLER_DRIFT,
             )  # fmt: skip
-        self.policy.refresh_copy()  # with several ranks, generation runs on an unsharded copy
+        self.policy.weights_changed()  # the sampler's weights (a copy, or vLLM's) follow
         return stats
 
     def _idle_pass(self, with_grad: bool) -> None:

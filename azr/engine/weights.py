@@ -1,0 +1,59 @@
+"""The trained weights as the plain Hugging Face model names them: full tensors, LoRA merged.
+
+A sampler that holds its own copy of the model (each rank's generation copy, a vLLM engine) is
+brought up to date from these after every update. Under FSDP2 each tensor is gathered from the
+shards as it is read (a collective: every rank iterates, in the same order). With LoRA the
+adapters are merged functionally, W + (alpha / r) B A, into a new tensor: PEFT's
+`merge_adapter` would write into the sharded base weights in place, which under FSDP2 are DTensors
+it does not handle, and would have to be undone before the next update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from azr.engine.policy import Policy
+
+_PEFT_PREFIX = "base_model.model."
+
+
+def merged_weights(policy: Policy, dtype: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) for every entry of the plain model's state dict, on the policy's device, in
+    `dtype` (default: as stored). Every rank must iterate all of it."""
+    model = policy.model
+    state = model.state_dict()
+    scales = _lora_scales(model) if policy.config.lora.enabled else {}
+    for key, tensor in state.items():
+        if ".lora_" in key:
+            continue
+        full = _full(tensor)
+        prefix = key.removesuffix(".base_layer.weight")
+        if prefix != key and prefix in scales:
+            adapter_a = _full(state[f"{prefix}.lora_A.default.weight"])
+            adapter_b = _full(state[f"{prefix}.lora_B.default.weight"])
+            scale, transposed = scales[prefix]
+            delta = (adapter_b.float() @ adapter_a.float()) * scale
+            full = (full.float() + (delta.T if transposed else delta)).to(full.dtype)
+        name = key.removeprefix(_PEFT_PREFIX).replace(".base_layer.", ".")
+        yield name, full.to(dtype) if dtype is not None else full
+
+
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor: gathered from its shards when it is a DTensor."""
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor.detach()
+
+
+def _lora_scales(model: torch.nn.Module) -> dict[str, tuple[float, bool]]:
+    """For each LoRA-wrapped module, by state-dict prefix: alpha / r (or PEFT's own scaling, as
+    configured: rsLoRA) and whether its weight is stored transposed (GPT-2's Conv1D)."""
+    from peft.tuners.lora import LoraLayer
+
+    scales = {}
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer) and "default" in module.scaling:
+            scales[name] = (float(module.scaling["default"]), bool(getattr(module, "fan_in_fan_out", False)))
+    return scales
