@@ -41,10 +41,13 @@ def trajectories() -> list[Trajectory]:
     return made
 
 
-def setup() -> tuple[World, Policy, Updater, list[Trajectory]]:
+def setup(lora: bool = False) -> tuple[World, Policy, Updater, list[Trajectory]]:
     world = join()
     torch.manual_seed(0)
-    policy = Policy(ModelConfig(path="tiny-random", device="cpu"), seed=0, world=world)
+    model = ModelConfig(path="tiny-random", device="cpu")
+    if lora:
+        model.lora.enabled, model.lora.r, model.lora.alpha = True, 4, 8
+    policy = Policy(model, seed=0, world=world)
     updater = Updater(policy, OptimConfig(lr=1e-3, micro_batch_size=3, entropy_coef=0.01, warmup_steps=3))
     return world, policy, updater, trajectories()
 
@@ -91,6 +94,20 @@ def resume_and_update(directory: str, out: str) -> None:
     full = copies(full_state(policy))
     if world.is_main:
         torch.save({"state": full, "lr": updater.scheduler.get_last_lr()[0]}, out)
+    leave()
+
+
+def lora(directory: str, out: str) -> None:
+    """LoRA under FSDP2: two updates, the adapter exported to DIRECTORY, and rank 0 writes the
+    adapters' parameters and its generation copy's weights (the merge of the shards)."""
+    world, policy, updater, every = setup(lora=True)
+    for seed in (1, 2):
+        updater.update(share(world, every), seed)
+    state.export(Path(directory), policy)
+    adapters = {name: tensor for name, tensor in copies(full_state(policy)).items() if "lora_" in name}
+    generated = copies(policy.generation_model().state_dict())
+    if world.is_main:
+        torch.save({"adapters": adapters, "copy": generated}, out)
     leave()
 
 
@@ -181,7 +198,14 @@ def generation(layout: str, out: str) -> None:
     leave()
 
 
-CHECKS = {"update": update, "save": save_after_one, "resume": resume_and_update, "steps": steps, "generate": generation}
+CHECKS = {
+    "lora": lora,
+    "update": update,
+    "save": save_after_one,
+    "resume": resume_and_update,
+    "steps": steps,
+    "generate": generation,
+}
 
 if __name__ == "__main__":
     check, argument, out = sys.argv[1:4]

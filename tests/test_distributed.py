@@ -93,6 +93,26 @@ def test_each_rank_generates_on_its_own_copy(tmp_path):
     assert two["completions"] == one["completions"] and len(one["completions"]) == 4
 
 
+def test_lora_under_fsdp2_trains_exports_and_merges_like_peft(tmp_path):
+    """LoRA applied before sharding: 2 ranks end two updates with the adapters of 1 rank; the
+    adapter exported from the shards loads with PEFT, and its `merge_and_unload` equals the
+    generation copy that every rank merged functionally from the shards."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    one = launch(1, "lora", str(tmp_path / "one"), tmp_path / "one.pt")
+    two = launch(2, "lora", str(tmp_path / "two"), tmp_path / "two.pt")
+    assert one["adapters"].keys() == two["adapters"].keys() and one["adapters"]
+    for name, expected in one["adapters"].items():
+        torch.testing.assert_close(two["adapters"][name], expected, rtol=0, atol=2e-6, msg=name)
+    assert any(float(t.abs().max()) > 0 for n, t in two["adapters"].items() if "lora_B" in n)  # it trained
+    base = AutoModelForCausalLM.from_pretrained(tiny.path(0), dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, tmp_path / "two").merge_and_unload().state_dict()
+    assert merged.keys() == two["copy"].keys()
+    for name, expected in merged.items():
+        torch.testing.assert_close(two["copy"][name], expected, rtol=0, atol=1e-6, msg=name)
+
+
 # -- azr train on two ranks ------------------------------------------------------------------------
 
 TRAIN = ["model.path=embedded", "generation.max_new_tokens=96", "train.steps=4", "train.save_every=2"]

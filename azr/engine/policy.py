@@ -196,12 +196,11 @@ class Policy:
             listener()
 
     def _refresh_copy(self) -> None:
-        if self.config.lora.enabled:
-            raise PolicyError("model.lora with several ranks: the merged generation copy is not built yet")
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        """The copy holds the plain model's weights: gathered from the shards, LoRA merged."""
+        from azr.engine.weights import merged_weights
 
         assert self._copy is not None
-        self._copy.load_state_dict(get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True)))
+        self._copy.load_state_dict(dict(merged_weights(self, self.compute_dtype)))
 
     # -- saving --------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from azr.config import OptimConfig
+from azr.config import ConfigError, OptimConfig
 from azr.engine.distributed import full_norm
 from azr.engine.policy import Policy
 from azr.selfplay.loss import policy_loss
@@ -74,7 +74,10 @@ class Updater:
         if self.policy.config.lora.enabled:
             return None
         if self.world.size > 1:
-            raise ValueError("optim.kl_coef with several ranks needs a sharded reference model: not built yet")
+            raise ConfigError(
+                "optim.kl_coef with several ranks: a sharded reference model is not built yet; set optim.kl_coef=0 "
+                "(the paper's setting) or train in one process"
+            )
         reference = copy.deepcopy(self.policy.model)
         reference.eval()
         for parameter in reference.parameters():
