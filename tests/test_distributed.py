@@ -16,12 +16,19 @@ from azr.run.runlog import read_metrics
 CHECKS = Path(__file__).parent / "distributed_checks.py"
 
 
+def torchrun(ranks: int) -> list[str]:
+    """The launcher's arguments: torchrun for several ranks; for one, a plain process (nothing
+    sharded), what the ranks must equal."""
+    if ranks == 1:
+        return []
+    return ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+
+
 def launch(ranks: int, check: str, argument: str, out: Path) -> dict:
     tiny.path(0)  # built once here, not by two ranks at once
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}  # gloo with a visible GPU has crashed
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
-         str(CHECKS), check, argument, str(out)],
+        [sys.executable, *torchrun(ranks), str(CHECKS), check, argument, str(out)],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
@@ -120,11 +127,10 @@ TRAIN = ["model.path=embedded", "generation.max_new_tokens=96", "train.steps=4",
 
 
 def torchrun_train(ranks, run, *overrides, env=None):
-    """`torchrun --nproc_per_node RANKS -m azr.cli train` on CPU (gloo)."""
+    """`torchrun --nproc_per_node RANKS -m azr.cli train` on CPU (gloo); a plain `azr train` for 1."""
     tiny.path(0)
     return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
-         "-m", "azr.cli", "train", "--run-dir", str(run), *FAST, *overrides],
+        [sys.executable, *torchrun(ranks), "-m", "azr.cli", "train", "--run-dir", str(run), *FAST, *overrides],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", **(env or {})},
     )  # fmt: skip
@@ -157,8 +163,9 @@ def test_azr_train_on_two_ranks_resumes_after_a_rank_is_killed(tmp_path, setting
 
 
 def test_a_run_changes_its_number_of_ranks_between_resumes(tmp_path, settings):
-    """1 process to step 2, 2 ranks to step 4, 1 process to step 6: each resume reshards the
-    checkpoint (DCP). A refusal on 2 ranks is one line, from rank 0, exit 2."""
+    """1 plain process to step 2, 2 ranks to step 4, 1 plain process to step 6: each resume reads
+    the other's checkpoint (DCP reshards; a plain process reads shards as whole tensors). A
+    refusal on 2 ranks is one line, from rank 0, exit 2."""
     run = tmp_path / "run"
     for ranks, steps in [(1, 2), (2, 4), (1, 6)]:
         done = torchrun_train(ranks, run, *settings, f"train.steps={steps}")

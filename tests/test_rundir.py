@@ -202,7 +202,7 @@ def test_a_checkpoint_written_by_azr_0_3_resumes_in_one_process(tmp_path):
         assert torch.equal(ours, theirs)
     assert torch.equal(again.optimizer.state_dict()["state"][0]["exp_avg"],
                        updater.optimizer.state_dict()["state"][0]["exp_avg"])  # fmt: skip
-    fresh.world = World(0, 2)
+    fresh.world = World(0, 2, sharded=True)
     with pytest.raises(PolicyError, match="resume it in one process"):
         checkpoint.load(old, fresh, again)
 

@@ -38,6 +38,9 @@ class World:
     local_rank: int = 0
     local_size: int = 1
     """The ranks on this machine (they share its cores and GPUs)."""
+    sharded: bool = False
+    """Started by torchrun, with a process group: the model is sharded (FSDP2) and checkpoints are
+    coordinated (DCP), even at world size 1. False: a plain process, nothing sharded."""
 
     @property
     def is_main(self) -> bool:
@@ -46,7 +49,7 @@ class World:
 
     def device(self, requested: str) -> str:
         """The device of this rank: with several ranks on CUDA, its own GPU (LOCAL_RANK)."""
-        if self.size > 1 and requested in ("auto", "cuda") and torch.cuda.is_available():
+        if self.sharded and requested in ("auto", "cuda") and torch.cuda.is_available():
             return f"cuda:{self.local_rank}"
         return requested
 
@@ -129,19 +132,14 @@ def _portable(error: Exception, rank: int) -> Exception:
         return RuntimeError(f"rank {rank}: {type(error).__name__}: {error}")
 
 
-def requested_size() -> int:
-    """How many ranks torchrun started (1 without torchrun), read before any group is joined."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def join() -> World:
-    """The world this process is in (torchrun's environment), its process group started once: NCCL
-    on CUDA, else gloo. Without torchrun, a world of one."""
-    size = requested_size()
-    if size == 1:
-        return World()
+    """The world this process is in (torchrun's environment, even of one process), its process
+    group started once: NCCL on CUDA, else gloo. Without torchrun, a plain world of one."""
     env = os.environ
-    world = World(int(env["RANK"]), size, int(env.get("LOCAL_RANK", "0")), int(env.get("LOCAL_WORLD_SIZE", "1")))
+    if "RANK" not in env or "WORLD_SIZE" not in env:
+        return World()
+    world = World(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", "0")),
+                  int(env.get("LOCAL_WORLD_SIZE", "1")), sharded=True)  # fmt: skip
     if not torch.distributed.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:

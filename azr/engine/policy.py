@@ -105,7 +105,7 @@ class Policy:
         self.listeners: list[Callable[[], None]] = []
         """Called after every change of the weights (`weights_changed`): samplers that hold their own
         copy of them (vLLM) push the new ones."""
-        if self.world.size > 1:  # after LoRA and checkpointing, which FSDP2 must see already applied
+        if self.world.sharded:  # after LoRA and checkpointing, which FSDP2 must see already applied
             self.model = shard(self.model, self.compute_dtype)
 
     def compute(self) -> contextlib.AbstractContextManager:
@@ -176,7 +176,7 @@ class Policy:
         model sharded by hand deadlocks when ranks decode different lengths: transformers only
         syncs the ranks for models it shards itself.) The copy is made by the first call, which with
         several ranks is a collective: every rank makes its generator at the same point."""
-        if self.world.size == 1:
+        if not self.world.sharded:
             return self.model
         if self._copy is None:
             from transformers import AutoModelForCausalLM

@@ -42,8 +42,8 @@ def save(directory: Path, policy: Policy, updater: Updater, trainer: dict[str, A
     world = policy.world
     model, optimizer = get_state_dict(policy.model, updater.optimizer, options=_trained())
     shards = str(directory / SHARDS)
-    with _one_process(world.size), _as_exception():
-        dcp.save({"model": model, "optimizer": optimizer}, checkpoint_id=shards, no_dist=world.size == 1)
+    with _one_process(world.sharded), _as_exception():
+        dcp.save({"model": model, "optimizer": optimizer}, checkpoint_id=shards, no_dist=not world.sharded)
     if world.is_main:
         torch.save({**trainer, "scheduler": updater.scheduler.state_dict()}, directory / TRAINER)
     torch.save({"torch": torch.get_rng_state()}, directory / f"rng-{world.rank}.pt")
@@ -58,8 +58,8 @@ def load(directory: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
     world = policy.world
     model, optimizer = get_state_dict(policy.model, updater.optimizer, options=_trained())
     state = {"model": model, "optimizer": optimizer}
-    with _one_process(world.size), _as_exception():
-        dcp.load(state, checkpoint_id=str(directory / SHARDS), no_dist=world.size == 1)
+    with _one_process(world.sharded), _as_exception():
+        dcp.load(state, checkpoint_id=str(directory / SHARDS), no_dist=not world.sharded)
     set_state_dict(
         policy.model, updater.optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
         options=_trained(),
@@ -73,10 +73,10 @@ def load(directory: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _one_process(size: int) -> Iterator[None]:
+def _one_process(sharded: bool) -> Iterator[None]:
     """Without a process group DCP warns that it assumes one process, which it is."""
     with warnings.catch_warnings():
-        if size == 1:
+        if not sharded:
             warnings.filterwarnings("ignore", message="torch.distributed is disabled", category=UserWarning)
         yield
 
@@ -107,7 +107,7 @@ def full_state(policy: Policy) -> dict[str, torch.Tensor]:
     """Every parameter and buffer in full, on the CPU (gathered from the shards: a collective)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    if policy.world.size == 1:
+    if not policy.world.sharded:
         return {name: tensor.detach().cpu() for name, tensor in policy.model.state_dict().items()}
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return get_model_state_dict(policy.model, options=options)
@@ -116,7 +116,7 @@ def full_state(policy: Policy) -> dict[str, torch.Tensor]:
 def export(directory: Path, policy: Policy) -> None:
     """The model as a directory `from_pretrained` loads (for LoRA: the adapter), written by rank 0;
     every rank must call it."""
-    if policy.world.size == 1:
+    if not policy.world.sharded:
         policy.save(directory)
         return
     state = full_state(policy)

@@ -181,7 +181,7 @@ def load(path: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
 
 def _load_unsharded(path: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
     """A checkpoint of azr 0.3 (the weights in model/, the optimizer's state by parameter number)."""
-    if policy.world.size > 1:
+    if policy.world.sharded:
         raise PolicyError(f"{path} was written by azr 0.3, without shards: resume it in one process (plain azr train)")
     policy.load_weights(path / "model")
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)

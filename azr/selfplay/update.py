@@ -73,10 +73,10 @@ class Updater:
         (adapters disabled), so it costs no memory."""
         if self.policy.config.lora.enabled:
             return None
-        if self.world.size > 1:
+        if self.world.sharded:
             raise ConfigError(
-                "optim.kl_coef with several ranks: a sharded reference model is not built yet; set optim.kl_coef=0 "
-                "(the paper's setting) or train in one process"
+                "optim.kl_coef under torchrun: a sharded reference model is not built yet; set optim.kl_coef=0 "
+                "(the paper's setting) or train in one plain process"
             )
         reference = copy.deepcopy(self.policy.model)
         reference.eval()
