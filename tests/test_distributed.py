@@ -2,6 +2,7 @@
 tiny random model. Each launch runs a check of tests/distributed_checks.py and writes its result."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,26 @@ def test_two_ranks_update_as_one_process(one_rank, tmp_path, layout):
         assert ours.keys() == theirs.keys()
         for key in ours:
             assert ours[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-7), key
+
+
+def test_two_machines_update_as_one_process(one_rank, tmp_path):
+    """Two torchrun launches of one rank each, meeting by rendezvous as two machines would: HSDP
+    (each machine a sharded copy, the machines' gradients all-reduced) ends two updates with the
+    parameters of one process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+               "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=hsdp", str(CHECKS), "update",
+               "even", str(tmp_path / "result.pt")]  # fmt: skip
+    machines = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+                for _ in range(2)]  # fmt: skip
+    for machine in machines:
+        assert machine.wait(timeout=300) == 0, machine.stderr.read()[-4000:]
+    two = torch.load(tmp_path / "result.pt", weights_only=False)
+    for name, expected in one_rank["state"].items():
+        torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)
 
 
 @pytest.mark.parametrize(("saved_by", "resumed_by"), [(2, 1), (1, 2)])

@@ -162,18 +162,27 @@ def _collective_device() -> torch.device:
     return torch.device("cpu")
 
 
-def shard(model: torch.nn.Module, compute_dtype: torch.dtype) -> torch.nn.Module:
-    """FSDP2 over the default process group: each decoder layer, then the root. Parameters keep
-    their storage dtype (float32 for what trains) and compute in `compute_dtype`; gradients are
-    reduced in float32 and summed, as the loss is already divided by the global token count."""
+def shard(model: torch.nn.Module, compute_dtype: torch.dtype, world: World) -> torch.nn.Module:
+    """FSDP2 over the ranks: each decoder layer, then the root. Parameters keep their storage dtype
+    (float32 for what trains) and compute in `compute_dtype`; gradients are reduced in float32 and
+    summed, as the loss is already divided by the global token count. Across several machines,
+    HSDP: each machine holds a whole sharded copy, and the machines' gradients are all-reduced, so
+    the weights' all-gathers stay on each machine's fast links."""
     from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
     precision = MixedPrecisionPolicy(
         param_dtype=None if compute_dtype == torch.float32 else compute_dtype, reduce_dtype=torch.float32
     )
+    mesh = None
+    machines = world.size // world.local_size
+    if machines > 1 and world.size % world.local_size == 0:
+        from torch.distributed.device_mesh import init_device_mesh
+
+        kind = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+        mesh = init_device_mesh(kind, (machines, world.local_size), mesh_dim_names=("replicate", "shard"))
     for layer in decoder_layers(model):
-        fully_shard(layer, mp_policy=precision)
-    fully_shard(model, mp_policy=precision)
+        fully_shard(layer, mesh=mesh, mp_policy=precision)
+    fully_shard(model, mesh=mesh, mp_policy=precision)
     for module in model.modules():
         if isinstance(module, FSDPModule):
             module.set_gradient_divide_factor(1.0)

@@ -106,7 +106,7 @@ class Policy:
         """Called after every change of the weights (`weights_changed`): samplers that hold their own
         copy of them (vLLM) push the new ones."""
         if self.world.sharded:  # after LoRA and checkpointing, which FSDP2 must see already applied
-            self.model = shard(self.model, self.compute_dtype)
+            self.model = shard(self.model, self.compute_dtype, self.world)
 
     def compute(self) -> contextlib.AbstractContextManager:
         """The precision of forward passes: autocast to model.dtype over float32 weights."""
