@@ -104,16 +104,7 @@ class TransformersGenerator:
         return results
 
     def _stops(self, stop: tuple[str, ...]) -> tuple[list[int], list[str]]:
-        """Stop strings that are one token stop by id (fast); the others by string matching."""
-        tokenizer = self.policy.tokenizer
-        ids, strings = [tokenizer.eos_token_id], []
-        for text in stop:
-            tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
-            if len(tokens) == 1:
-                ids.append(tokens[0])
-            else:
-                strings.append(text)
-        return ids, strings
+        return split_stops(self.policy.tokenizer, stop)
 
     @torch.no_grad()
     def _generate(
@@ -149,13 +140,10 @@ class TransformersGenerator:
                 generation_config=settings,
                 tokenizer=tokenizer if stop_strings else None,
             )
-        completions = []
-        for prompt, row in zip(prompts, output[:, batch.prompt_width :].tolist(), strict=True):
-            ids, finished = _cut(row, set(stop_ids))
-            if not finished and stop_strings:
-                ids, finished = _cut_at_string(ids, stop_strings, tokenizer.decode)
-            text = tokenizer.decode(ids[:-1] if finished and ids[-1] == tokenizer.eos_token_id else ids)
-            completions.append(Completion(tuple(prompt), tuple(ids), text, finished))
+        rows = output[:, batch.prompt_width :].tolist()
+        completions = [
+            finish(tokenizer, prompt, row, stop_ids, stop_strings) for prompt, row in zip(prompts, rows, strict=True)
+        ]
         if sampling.logprobs and completions:
             logprobs, _ = self.policy.logprobs(self.policy.batch(prompts, [c.ids for c in completions]), model=model)
             completions = [
@@ -163,6 +151,38 @@ class TransformersGenerator:
                 for i, c in enumerate(completions)
             ]
         return completions
+
+
+def split_stops(tokenizer: Any, stop: Sequence[str]) -> tuple[list[int], list[str]]:
+    """EOS and the stop strings that are one token, which stop by id (fast, and inside any engine);
+    the others, matched as strings."""
+    ids, strings = [tokenizer.eos_token_id], []
+    for text in stop:
+        tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(tokens) == 1:
+            ids.append(tokens[0])
+        else:
+            strings.append(text)
+    return ids, strings
+
+
+def finish(
+    tokenizer: Any,
+    prompt: Sequence[int],
+    row: Sequence[int],
+    stop_ids: Sequence[int],
+    stop_strings: Sequence[str],
+    logprobs: Sequence[float] | None = None,
+) -> Completion:
+    """A sampled row as a completion, whatever engine sampled it: cut through its first stop (an id,
+    or the shortest prefix whose text holds a stop string; an engine may have sampled past it),
+    decoded without a final EOS; `logprobs`, the sampler's, cut to match."""
+    ids, finished = _cut(list(row), set(stop_ids))
+    if not finished and stop_strings:
+        ids, finished = _cut_at_string(ids, list(stop_strings), tokenizer.decode)
+    text = tokenizer.decode(ids[:-1] if finished and ids[-1] == tokenizer.eos_token_id else ids)
+    kept = None if logprobs is None else tuple(float(x) for x in logprobs[: len(ids)])
+    return Completion(tuple(prompt), tuple(ids), text, finished, kept)
 
 
 def _cut(row: list[int], stop_ids: set[int]) -> tuple[list[int], bool]:
