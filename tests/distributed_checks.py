@@ -111,6 +111,30 @@ def lora(directory: str, out: str) -> None:
     leave()
 
 
+def full_disk(directory: str, out: str) -> None:
+    """A checkpoint save whose export fails on rank 0 alone (a full disk), while the other ranks
+    have written their part: every rank gets the error (rank 0 the disk's, the others `Stopped`)
+    instead of waiting in the next collective. Each rank writes what it raised to OUT.<rank>."""
+    import errno
+
+    from azr.run import checkpoint
+
+    world, policy, updater, _ = setup()
+    if world.is_main:
+
+        def full(*_: object, **__: object) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        policy.model.save_pretrained = full
+    try:
+        checkpoint.save(Path(directory), 1, policy, updater, keep=2)
+        raised = None
+    except Exception as error:
+        raised = (type(error).__name__, str(error))
+    torch.save({"raised": raised}, f"{out}.{world.rank}")
+    leave()
+
+
 def copies(found: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in found.items()}
 
@@ -199,6 +223,7 @@ def generation(layout: str, out: str) -> None:
 
 
 CHECKS = {
+    "full_disk": full_disk,
     "lora": lora,
     "update": update,
     "save": save_after_one,

@@ -78,6 +78,24 @@ def test_two_machines_update_as_one_process(one_rank, tmp_path):
         torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)
 
 
+def test_a_save_that_fails_on_one_rank_stops_every_rank(tmp_path):
+    """Rank 0's export hits a full disk after both ranks wrote their shards: rank 0 raises the
+    one-line WriteRefused, rank 1 `Stopped` (nobody waits in a collective), nothing half-written
+    is left."""
+    (tmp_path / "run").mkdir()
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, *torchrun(2), str(CHECKS), "full_disk", str(tmp_path / "run"), str(tmp_path / "raised")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    zero = torch.load(tmp_path / "raised.0", weights_only=False)["raised"]
+    one = torch.load(tmp_path / "raised.1", weights_only=False)["raised"]
+    assert zero[0] == "WriteRefused" and "No space left on device" in zero[1] and "step-1" in zero[1], zero
+    assert one[0] == "Stopped", one
+    assert list((tmp_path / "run" / "checkpoints").iterdir()) == []
+
+
 @pytest.mark.parametrize(("saved_by", "resumed_by"), [(2, 1), (1, 2)])
 def test_a_checkpoint_resumes_at_another_world_size(one_rank, tmp_path, saved_by, resumed_by):
     """DCP: one update and a save at N ranks, then a load and the second update at M ranks, give

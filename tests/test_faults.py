@@ -17,6 +17,7 @@ import pytest
 from runs import assert_same_run, azr_train, check_invariants, seeded, training
 
 from azr.run import checkpoint
+from azr.run.console import StopOnSignal
 from azr.run.rundir import MANIFEST
 from azr.run.runlog import read_metrics
 from azr.tasks.store import TaskStore
@@ -203,6 +204,7 @@ def test_a_second_sigterm_stops_at_once_with_143_and_the_last_checkpoint_stands(
     deadline = time.monotonic() + 60  # two signals at once would be one: the second after the first is seen
     while time.monotonic() < deadline and not any("finishing this step" in line for line in lines):
         time.sleep(0.05)
+    time.sleep(StopOnSignal.REPEAT + 0.2)  # within it, the same signal is the same request heard twice
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=120)
     reader.join(timeout=10)

@@ -52,8 +52,7 @@ def _handle(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except UsageError as error:
-        if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 speaks for every rank
-            print(f"{args.prog}: error: {error}", file=sys.stderr)
+        print(f"{args.prog}: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `azr ... | head`
         return 0

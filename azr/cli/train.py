@@ -79,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcome = train(run_dir, config, console, fresh=args.fresh)
     except (ConfigError, PolicyError, ExecutorError, StoreError, RunDirError, WriteRefused, Stopped) as error:
-        raise UsageError(str(error)) from None
+        rank = os.environ.get("RANK", "0")
+        if isinstance(error, Stopped) or getattr(error, "reported_by_rank_0", False):
+            return 2  # under torchrun, rank 0 prints what stopped every rank
+        raise UsageError(str(error) if rank == "0" else f"rank {rank}: {error}") from None
     if outcome.interrupted_by is not None:
         return 128 + outcome.interrupted_by  # the shell's convention: `azr train && next` stops here
     if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 speaks for every rank

@@ -18,6 +18,7 @@ Lessons the ecosystem paid for (../shared/docs/SCALE-OUT.md has the references):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 from collections.abc import Callable, Sequence
@@ -106,10 +107,17 @@ class World:
         if not any(found is not None for found in failures):
             return value
         if failure is not None:
+            if not self.is_main:
+                with contextlib.suppress(AttributeError):  # rank 0 says it: this rank need not
+                    failure.reported_by_rank_0 = True  # type: ignore[attr-defined]
             raise failure
         if self.is_main:
             raise next(found for found in failures if found is not None)
         raise Stopped(f"rank {self.rank}: stopped, as another rank failed (rank 0 says why)")
+
+    def on_main(self, work: Callable[..., T], *args: Any) -> T | None:
+        """`work(*args)` on rank 0 alone (None elsewhere), agreed: if it raises, every rank raises."""
+        return self.agree(lambda: work(*args) if self.is_main else None)
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's `value`, on every rank."""

@@ -35,7 +35,9 @@ TRAINER = "trainer_state.pt"
 
 def save(directory: Path, policy: Policy, updater: Updater, trainer: dict[str, Any]) -> None:
     """Every rank writes its shards of the model and optimizer and its random state
-    (`rng-<rank>.pt`); rank 0 writes the scheduler's state and `trainer`. A collective."""
+    (`rng-<rank>.pt`); rank 0 writes the scheduler's state and `trainer`. A collective; a failure on
+    any rank (a full disk) raises on every rank (DCP coordinates its own writes; the others are
+    agreed), so none is left waiting."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
@@ -44,9 +46,13 @@ def save(directory: Path, policy: Policy, updater: Updater, trainer: dict[str, A
     shards = str(directory / SHARDS)
     with _one_process(world.sharded), _as_exception():
         dcp.save({"model": model, "optimizer": optimizer}, checkpoint_id=shards, no_dist=not world.sharded)
-    if world.is_main:
-        torch.save({**trainer, "scheduler": updater.scheduler.state_dict()}, directory / TRAINER)
-    torch.save({"torch": torch.get_rng_state()}, directory / f"rng-{world.rank}.pt")
+
+    def rest() -> None:
+        if world.is_main:
+            torch.save({**trainer, "scheduler": updater.scheduler.state_dict()}, directory / TRAINER)
+        torch.save({"torch": torch.get_rng_state()}, directory / f"rng-{world.rank}.pt")
+
+    world.agree(rest)
 
 
 def load(directory: Path, policy: Policy, updater: Updater) -> dict[str, Any]:
@@ -115,11 +121,16 @@ def full_state(policy: Policy) -> dict[str, torch.Tensor]:
 
 def export(directory: Path, policy: Policy) -> None:
     """The model as a directory `from_pretrained` loads (for LoRA: the adapter), written by rank 0;
-    every rank must call it."""
-    if not policy.world.sharded:
+    every rank must call it (the gathering is a collective; a failed write raises on every rank)."""
+    world = policy.world
+    if not world.sharded:
         policy.save(directory)
         return
     state = full_state(policy)
-    if policy.world.is_main:
-        policy.model.save_pretrained(directory, state_dict=state)
-        policy.tokenizer.save_pretrained(directory)
+
+    def write() -> None:
+        if world.is_main:
+            policy.model.save_pretrained(directory, state_dict=state)
+            policy.tokenizer.save_pretrained(directory)
+
+    world.agree(write)

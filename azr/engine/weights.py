@@ -52,8 +52,15 @@ def _lora_scales(model: torch.nn.Module) -> dict[str, tuple[float, bool]]:
     configured: rsLoRA) and whether its weight is stored transposed (GPT-2's Conv1D)."""
     from peft.tuners.lora import LoraLayer
 
+    from azr.engine.policy import PolicyError
+
     scales = {}
     for name, module in model.named_modules():
+        if isinstance(module, LoraLayer) and len(getattr(module, "lora_embedding_A", {})):
+            raise PolicyError(
+                f"model.lora.target_modules adapts an embedding ({name}): the sampler's merged copy handles linear "
+                "layers only; target the linear layers (e.g. all-linear)"
+            )
         if isinstance(module, LoraLayer) and "default" in module.scaling:
             scales[name] = (float(module.scaling["default"]), bool(getattr(module, "fan_in_fan_out", False)))
     return scales

@@ -31,6 +31,7 @@ import torch
 
 from azr.disk import WriteRefused, resource_problem, sync_directory, unused_name
 from azr.engine import state as training_state
+from azr.engine.distributed import Stopped
 from azr.engine.policy import Policy, PolicyError
 from azr.run.rundir import fault_point
 from azr.selfplay.update import Updater
@@ -70,15 +71,21 @@ def usable(run_dir: Path) -> tuple[tuple[int, Path] | None, list[tuple[int, str]
 
 def save(run_dir: Path, step: int, policy: Policy, updater: Updater, keep: int) -> Path:
     """Write step `step`'s checkpoint and keep the newest `keep`; every rank calls it. On any
-    failure (of any rank) the half-written one is removed and the error raised (a WriteRefused when
-    the disk refused a write): the older checkpoints are untouched."""
+    failure (of any rank: each part is agreed, so no rank is left waiting in a collective) the
+    half-written one is removed and the error raised on every rank (a WriteRefused when the disk
+    refused a write): the older checkpoints are untouched."""
     world = policy.world
     root = directory(run_dir)
     final = root / f"step-{step}"
-    temporary = world.broadcast(_temporary(root, step) if world.is_main else None)
+    temporary = root / f".tmp-step-{step}"
     try:
-        world.agree(lambda: _write(temporary, step, policy, updater))
+        temporary = world.broadcast(world.on_main(_temporary, root, step))
+        training_state.save(temporary, policy, updater, {"step": step, "rng": {"python": random.getstate()}})
+        training_state.export(temporary / "model", policy)
+        world.on_main(_seal, temporary)
     except Exception as error:
+        if isinstance(error, Stopped):  # another rank failed: rank 0 says why
+            raise
         problem = resource_problem(error, temporary)  # asked before the space is given back
         if world.is_main:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -90,14 +97,7 @@ def save(run_dir: Path, step: int, policy: Policy, updater: Updater, keep: int) 
             shutil.rmtree(temporary, ignore_errors=True)
         raise
     fault_point("checkpoint-written", step)
-    if world.is_main:
-        if final.exists():  # a re-run of the same step after a resume: replace it
-            shutil.rmtree(final)
-        os.replace(temporary, final)
-        sync_directory(root)
-        fault_point("checkpoint-renamed", step)
-        for _, old in complete(run_dir)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+    world.on_main(_publish, run_dir, temporary, final, keep, step)
     return final
 
 
@@ -108,16 +108,22 @@ def _temporary(root: Path, step: int) -> Path:
     return temporary
 
 
-def _write(temporary: Path, step: int, policy: Policy, updater: Updater) -> None:
-    """Every rank's part of a checkpoint, then rank 0's: the export, the checksums, the syncs."""
-    world = policy.world
-    trainer = {"step": step, "rng": {"python": random.getstate()}}
-    training_state.save(temporary, policy, updater, trainer)
-    training_state.export(temporary / "model", policy)
-    world.max(0)  # every rank's files are written before rank 0 lists them
-    if world.is_main:
-        _write_checksums(temporary)
-        _sync(temporary)
+def _seal(temporary: Path) -> None:
+    """Rank 0, once every rank's files are written: the checksums, and everything on disk."""
+    _write_checksums(temporary)
+    _sync(temporary)
+
+
+def _publish(run_dir: Path, temporary: Path, final: Path, keep: int, step: int) -> None:
+    """Rank 0: the checkpoint renamed into place, and the oldest beyond `keep` pruned."""
+    root = temporary.parent
+    if final.exists():  # a re-run of the same step after a resume: replace it
+        shutil.rmtree(final)
+    os.replace(temporary, final)
+    sync_directory(root)
+    fault_point("checkpoint-renamed", step)
+    for _, old in complete(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def set_aside(run_dir: Path, step: int) -> Path | None:

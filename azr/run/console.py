@@ -5,16 +5,23 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import time
 from typing import Any
 
 
 class StopOnSignal:
     """The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step; the same signal
-    again stops at once (a SIGTERM from a supervisor after a Ctrl-C is not a second request).
+    again, a second or more later, stops at once. Within that second it is the same request heard
+    twice (SLURM signals every process of a job, and torchrun passes its own signal on to each
+    rank), and another signal (a supervisor's SIGTERM after a Ctrl-C) is no second request either.
     `say`: whether to say so (under torchrun every rank hears the signal; rank 0 says it)."""
+
+    REPEAT = 1.0
+    """Seconds within which the same signal again is the same request."""
 
     def __init__(self, say: bool = True) -> None:
         self.say = say
+        self._first = 0.0
         self.requested: int | None = None
         """The signal that asked to stop; None until one does."""
         self._previous = {}
@@ -23,13 +30,13 @@ class StopOnSignal:
                 self._previous[number] = signal.signal(number, self._handle)
 
     def _handle(self, number: int, frame: Any) -> None:
-        if self.requested == number:
+        if self.requested == number and time.monotonic() - self._first > self.REPEAT:
             print("\nazr: stopped; the last checkpoint stands (run the same command to resume)", file=sys.stderr)
             if number == signal.SIGINT:
                 raise KeyboardInterrupt
             raise SystemExit(128 + number)  # the shell's code for the signal, as for the first one
         if self.requested is None:
-            self.requested = number
+            self.requested, self._first = number, time.monotonic()
             if self.say:
                 print("\nazr: finishing this step, then saving (Ctrl-C again to stop now)", file=sys.stderr)
 

@@ -87,12 +87,7 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
     Under torchrun every rank calls this (azr.engine.distributed); rank 0 holds the lock, the
     store, the run log and the console, and an error on any rank stops every rank."""
     world = join()
-    wanted = config.train.world_size
-    if wanted and wanted != world.size:
-        raise ConfigError(
-            f"train.world_size={wanted} but this is {world.size} process(es): start it with torchrun --nproc_per_node "
-            f"{wanted} (see the README, Scaling out), or set train.world_size={world.size} (0: any)"
-        )
+    world.agree(lambda: _check_world(config, world))
     say = (console.print if console is not None else print) if world.is_main else _quiet
     if world.is_main and fresh and (aside := rundir.set_aside(run_dir)) is not None:
         say(f"--fresh: moved the previous run to {aside}")
@@ -121,6 +116,15 @@ def train(run_dir: Path, config: Config, console: Any = None, fresh: bool = Fals
         raise RunDirError(
             f"{problem}; what was committed is intact: free space (or fix the permissions), then run the "
             f"same command to {then}"
+        )
+
+
+def _check_world(config: Config, world: World) -> None:
+    wanted = config.train.world_size
+    if wanted and wanted != world.size:
+        raise ConfigError(
+            f"train.world_size={wanted} but this is {world.size} process(es): start it with torchrun --nproc_per_node "
+            f"{wanted} (see the README, Scaling out), or set train.world_size={world.size} (0: any)"
         )
 
 
@@ -164,7 +168,7 @@ def _load(config: Config, seed: int, world: World) -> Policy:
 
 def _train(run_dir: Path, config: Config, say: Any, console: Any, world: World) -> Outcome:
     main = world.is_main
-    start, benches = world.broadcast(world.agree(lambda: _prepare(run_dir, config) if main else None))
+    start, benches = world.broadcast(world.on_main(_prepare, run_dir, config))
     world.agree(lambda: _installed(config))
     seed = config.train.seed
     random.seed(seed)
@@ -177,8 +181,8 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any, world: World) 
             lambda: resources.enter_context(resume.open_store(run_dir, start, s.max_tasks or None)) if main else None
         )
         policy = world.agree(lambda: _load(config, seed, world))
-        manifest = world.agree(lambda: _record_start(run_dir, config, start, store) if main else None)
-        updater = Updater(policy, config.optim)
+        manifest = world.on_main(_record_start, run_dir, config, start, store)
+        updater = world.agree(lambda: Updater(policy, config.optim))
         if start.checkpoint is not None:
             world.agree(lambda: checkpoint.load(start.checkpoint[1], policy, updater))
             say(f"resuming {run_dir} from step {start.step}")
@@ -190,7 +194,7 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any, world: World) 
             runlog = RunLog(run_dir, start.step, config.train.tensorboard, config.train.wandb_project, as_dict(config))
             resources.callback(runlog.close)
         executor = world.agree(lambda: resources.enter_context(Executor(_executor_config(config, world))))
-        play = world.agree(lambda: _selfplay(config, policy, updater, store, executor, world))
+        play = _selfplay(config, policy, updater, store, executor, world)  # generators start with collectives
         resources.callback(play.verifier.close)
         if hasattr(play.generator, "close"):  # an engine with processes or memory of its own
             resources.callback(play.generator.close)
@@ -201,32 +205,24 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any, world: World) 
                 say("interrupted while seeding; run the same command to go on from there")
                 return Outcome(0, world.max(stop.requested or 0))
         say(sizes(config))
-        evaluate = world.agree(lambda: Evaluator(play, executor, benches)) if benches is not None else None
+        evaluate = Evaluator(play, executor, benches) if benches is not None else None
         if evaluate is not None and start.step == 0:
             metrics = evaluate()  # the base model, before any update
-            if runlog is not None:
-                runlog.step(0, metrics, [])
+            world.on_main(runlog.step if runlog is not None else _quiet, 0, metrics, [])
         last, stopping = start.step, 0
         with Progress(console, config.train.steps, start.step, quiet=not main) as progress:
             for step in range(start.step + 1, config.train.steps + 1):
                 result = selfplay_step(play, step)
                 if evaluate is not None and step % config.eval.every == 0:
                     result.metrics.update(evaluate())
-                if runlog is not None:
-                    runlog.step(step, result.metrics, result.samples)
-                    store.commit_step(step)
+                world.on_main(_log, runlog, store, step, result)
                 last = step
                 rundir.fault_point("step-logged", step)
                 progress(step, result.metrics)
                 stopping = world.max(stop.requested or 0)  # a signal that reached any rank stops them all
                 if step % config.train.save_every == 0 or step == config.train.steps or stopping:
                     checkpoint.save(run_dir, step, policy, updater, config.train.keep_checkpoints)
-                    if main:
-                        kept = tuple(found for found, _ in checkpoint.complete(run_dir))
-                        store.forget_evicted(kept[0])
-                        rundir.fault_point("checkpoint-pruned", step)
-                        manifest = dataclasses.replace(manifest, step=step, checkpoints=kept)
-                        rundir.write_manifest(run_dir, manifest)
+                    manifest = world.on_main(_record_checkpoint, run_dir, store, manifest, step) or manifest
                 if stopping:
                     say(f"interrupted: saved step {step}; run the same command to resume")
                     break
@@ -235,6 +231,22 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any, world: World) 
 
         say(summary(read_metrics(run_dir)))
     return Outcome(last, stopping or None)
+
+
+def _log(runlog: RunLog, store: TaskStore, step: int, result: Any) -> None:
+    """Rank 0: the step's lines, then its commit in the store."""
+    runlog.step(step, result.metrics, result.samples)
+    store.commit_step(step)
+
+
+def _record_checkpoint(run_dir: Path, store: TaskStore, manifest: Manifest, step: int) -> Manifest:
+    """Rank 0, after a save: evicted tasks no checkpoint needs are forgotten, the manifest updated."""
+    kept = tuple(found for found, _ in checkpoint.complete(run_dir))
+    store.forget_evicted(kept[0])
+    rundir.fault_point("checkpoint-pruned", step)
+    manifest = dataclasses.replace(manifest, step=step, checkpoints=kept)
+    rundir.write_manifest(run_dir, manifest)
+    return manifest
 
 
 def _record_start(run_dir: Path, config: Config, start: resume.Start, store: TaskStore) -> Manifest:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 from azr.config import Config, ConfigError
 from azr.engine.generation import Sampling
@@ -61,24 +62,12 @@ class Evaluator:
     eval/<name>/<name>/pass@1)."""
 
     def __init__(self, play: SelfPlay, executor: Executor, benches: list[tuple[str, Path | None]]) -> None:
-        from azr.eval.benchmarks import BenchmarkError, load
-
-        config = play.config.eval
-        types = list(config.task_types)
-        self.benchmarks = []
-        for name, path in benches:
-            try:
-                benchmark = load(name, path, executor, types, config.limit, play.config.train.seed)
-            except BenchmarkError as error:
-                raise ConfigError(f"eval.bench: {error}") from None
-            if benchmark.kind == "reasoning":
-                benchmark.problems = [p for p in benchmark.problems if p.task.task_type in types]
-            if not benchmark.problems:
-                raise ConfigError(f"eval.bench: no task of eval.task_types in {name} ({benchmark.reasons})")
-            prefix = "eval/" if name in ("heldout", "file") else f"eval/{name}/"
-            self.benchmarks.append((prefix, benchmark))
+        # Rank 0 loads and checks them (a benchmark drops the problems its sandbox cannot run, which
+        # could differ between ranks) and sends every rank the same list.
+        world = play.world
+        self.benchmarks = world.broadcast(world.on_main(_load, play, executor, benches))
         self.play = play
-        self.sampling = Sampling(0.0, 1.0, config.max_new_tokens, play.template.stop)
+        self.sampling = Sampling(0.0, 1.0, play.config.eval.max_new_tokens, play.template.stop)
 
     def __call__(self) -> dict[str, float]:
         """The metrics, on rank 0 (every rank generates its share of each benchmark; rank 0 judges)."""
@@ -98,3 +87,24 @@ class Evaluator:
             metrics.update({f"{prefix}{name}/pass@1": numbers["pass@1"] for name, numbers in result["results"].items()})
         metrics["time/eval"] = time.perf_counter() - started
         return metrics
+
+
+def _load(play: SelfPlay, executor: Executor, benches: list[tuple[str, Path | None]]) -> list[tuple[str, Any]]:
+    """(metric prefix, benchmark) for each of `benches`, with the problems of eval.task_types."""
+    from azr.eval.benchmarks import BenchmarkError, load
+
+    config = play.config.eval
+    types = list(config.task_types)
+    loaded = []
+    for name, path in benches:
+        try:
+            benchmark = load(name, path, executor, types, config.limit, play.config.train.seed)
+        except BenchmarkError as error:
+            raise ConfigError(f"eval.bench: {error}") from None
+        if benchmark.kind == "reasoning":
+            benchmark.problems = [p for p in benchmark.problems if p.task.task_type in types]
+        if not benchmark.problems:
+            raise ConfigError(f"eval.bench: no task of eval.task_types in {name} ({benchmark.reasons})")
+        prefix = "eval/" if name in ("heldout", "file") else f"eval/{name}/"
+        loaded.append((prefix, benchmark))
+    return loaded
