@@ -26,36 +26,38 @@ from azr.tasks.store import TaskStore
 from azr.tasks.validate import Validator
 from azr.tasks.verify import Verifier
 
+KINDS = [(TaskType.DEDUCTION, Role.SOLVE), (TaskType.ABDUCTION, Role.SOLVE), (TaskType.DEDUCTION, Role.PROPOSE)]
+
 
 def trajectories() -> list[Trajectory]:
     """Eight sequences of uneven lengths (prompts 3-5 tokens, completions 2-8), half with a
-    negative advantage."""
+    negative advantage, in three (task type, role) groups."""
     generator = torch.Generator().manual_seed(0)
     made = []
     for i in range(8):
         prompt = tuple(torch.randint(20, 1000, (3 + i % 3,), generator=generator).tolist())
         ids = tuple(torch.randint(20, 1000, (2 + (i * 5) % 7,), generator=generator).tolist())
-        made.append(
-            Trajectory(Role.SOLVE, TaskType.DEDUCTION, prompt, ids, 0.0, "g", advantage=(-1) ** i * (1 + i / 8))
-        )
+        kind, role = KINDS[i % 3]
+        made.append(Trajectory(role, kind, prompt, ids, 0.0, "g", advantage=(-1) ** i * (1 + i / 8)))
     return made
 
 
-def setup(lora: bool = False) -> tuple[World, Policy, Updater, list[Trajectory]]:
+def setup(lora: bool = False, loss_mean: str = "token") -> tuple[World, Policy, Updater, list[Trajectory]]:
     world = join()
     torch.manual_seed(0)
     model = ModelConfig(path="tiny-random", device="cpu")
     if lora:
         model.lora.enabled, model.lora.r, model.lora.alpha = True, 4, 8
     policy = Policy(model, seed=0, world=world)
-    updater = Updater(policy, OptimConfig(lr=1e-3, micro_batch_size=3, entropy_coef=0.01, warmup_steps=3))
+    optim = OptimConfig(lr=1e-3, micro_batch_size=3, entropy_coef=0.01, warmup_steps=3, loss_mean=loss_mean)
+    updater = Updater(policy, optim)
     return world, policy, updater, trajectories()
 
 
 def share(world: World, every: list[Trajectory], layout: str = "even") -> list[Trajectory]:
-    """This rank's sequences: `even` (rank r holds the r-th share), `lopsided` (rank 0 holds them
-    all, the others none)."""
-    if layout == "even":
+    """This rank's sequences: `even` (rank r holds the r-th share; `group`: so, with a loss mean per
+    group), `lopsided` (rank 0 holds them all, the others none)."""
+    if layout in ("even", "group"):
         size = len(every) // world.size
         return every[world.rank * size : (world.rank + 1) * size]
     return every if world.is_main else []
@@ -64,7 +66,7 @@ def share(world: World, every: list[Trajectory], layout: str = "even") -> list[T
 def update(layout: str, out: str) -> None:
     """Two updates on the eight sequences, split across the ranks by `layout`. Rank 0 writes the
     full parameters before and after, and the statistics."""
-    world, policy, updater, every = setup()
+    world, policy, updater, every = setup(loss_mean="group" if layout == "group" else "token")
     mine = share(world, every, layout)
     initial = copies(full_state(policy))
     stats = [updater.update(mine, seed) for seed in (1, 2)]

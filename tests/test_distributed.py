@@ -41,12 +41,23 @@ def one_rank(tmp_path_factory):
     return launch(1, "update", "even", tmp_path_factory.mktemp("one") / "result.pt")
 
 
-@pytest.mark.parametrize("layout", ["even", "lopsided"])
-def test_two_ranks_update_as_one_process(one_rank, tmp_path, layout):
+@pytest.fixture(scope="module")
+def one_rank_per_group(tmp_path_factory):
+    return launch(1, "update", "group", tmp_path_factory.mktemp("group") / "result.pt")
+
+
+@pytest.mark.parametrize("layout", ["even", "lopsided", "group"])
+def test_two_ranks_update_as_one_process(one_rank, one_rank_per_group, tmp_path, layout):
     """2 ranks x 4 sequences (or 8 and 0) of uneven lengths, micro-batches of 3 (so the ranks run
     3, 2 or 0 passes and the idle one runs zero-weight passes): after two updates, the same
-    parameters and statistics as 1 rank x 8. The token mean divides by the global count."""
+    parameters and statistics as 1 rank x 8. The token mean divides by the global count; a mean
+    per (task type, role) group by each group's global count (`group`, which moves the weights
+    otherwise than the token mean)."""
     two = launch(2, "update", layout, tmp_path / "result.pt")
+    if layout == "group":
+        token = one_rank
+        one_rank = one_rank_per_group
+        assert max(float((one_rank["state"][k] - token["state"][k]).abs().max()) for k in token["state"]) > 1e-6
     assert one_rank["state"].keys() == two["state"].keys()
     for name, expected in one_rank["state"].items():
         torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)

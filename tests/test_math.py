@@ -123,6 +123,21 @@ def test_token_mean_over_the_whole_batch_and_the_mask():
     assert policy_loss(logp[:1], logp[:1], advantages[:1], mask[:1], token_count=3).loss.item() == pytest.approx(-2 / 3)
 
 
+def test_a_mean_per_group_by_hand():
+    """optim.loss_mean=group: rows 1-2 are one group (2 + 1 tokens), row 3 another (4 tokens). The
+    token mean is (-1 - 1 + 2 - 4 x 0.5) / 7 = -2/7; the group mean averages (-1 - 1 + 2) / 3 = 0
+    and (4 x -0.5) / 4 = -0.5 into -0.25: each row divides by its group's tokens x 2 groups."""
+    logp = t([0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0])
+    mask = t([1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1])
+    advantages = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    assert policy_loss(logp, logp, advantages, mask).loss.item() == pytest.approx(-2 / 7)
+    per_group = torch.tensor([3.0 * 2, 3.0 * 2, 4.0 * 2], dtype=torch.float64)
+    assert policy_loss(logp, logp, advantages, mask, token_count=per_group).loss.item() == pytest.approx(-0.25)
+    # a micro-batch holding row 3 alone, with the divisors of the whole mini-batch: its share, -0.25
+    alone = policy_loss(logp[2:], logp[2:], advantages[2:], mask[2:], token_count=per_group[2:])
+    assert alone.loss.item() == pytest.approx(-0.25)
+
+
 def test_gradient_is_minus_advantage_over_tokens():
     logp = torch.tensor([[-1.0, -2.0]], dtype=torch.float64, requires_grad=True)
     terms = policy_loss(logp, logp.detach(), torch.tensor([3.0], dtype=torch.float64), t([1, 1]))

@@ -1,5 +1,6 @@
 """`azr train` end to end on the tiny random model: smoke, resume after SIGKILL, and the update."""
 
+import dataclasses
 import math
 import signal
 import sqlite3
@@ -183,15 +184,19 @@ def _samples(policy, count=8):
     return samples
 
 
-def test_gradient_accumulation_equals_one_big_batch(policy):
-    """micro_batch_size 8 (one pass) and 1 (eight accumulated passes) give the same gradient."""
+@pytest.mark.parametrize("loss_mean", ["token", "group"])
+def test_gradient_accumulation_equals_one_big_batch(policy, loss_mean):
+    """micro_batch_size 8 (one pass) and 1 (eight accumulated passes) give the same gradient, with
+    one token mean or a mean per (task type, role) group (three groups of 3, 3 and 2 sequences)."""
     samples = _samples(policy)
+    kinds = [(TaskType.DEDUCTION, Role.SOLVE), (TaskType.ABDUCTION, Role.SOLVE), (TaskType.DEDUCTION, Role.PROPOSE)]
+    samples = [dataclasses.replace(s, task_type=kinds[i % 3][0], role=kinds[i % 3][1]) for i, s in enumerate(samples)]
     initial = {k: v.clone() for k, v in policy.model.state_dict().items()}
     results = []
     for micro in (8, 1):
         policy.model.load_state_dict(initial)
         config = Config().optim
-        config.micro_batch_size = micro
+        config.micro_batch_size, config.loss_mean = micro, loss_mean
         stats = Updater(policy, config).update(samples, seed=0)
         grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}
         results.append((grads, stats))

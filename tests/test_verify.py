@@ -176,3 +176,32 @@ def test_batches_mix_task_types(sandbox):
     assert [v.correct for v in verdicts] == [True, True, True, False, False]
     assert [v.reason for v in verdicts] == ["correct", "correct", "correct", "wrong", "format"]
     assert accuracy(verdicts) == 0.6
+
+
+def test_an_induction_answer_right_on_some_hidden_pairs_carries_the_fraction(sandbox):
+    """SORT hides [] -> [] and [5, -1, 0] -> [-1, 0, 5]. `list(xs)` gets the first (an empty list
+    either way) and not the second: wrong, with `passed` 1/2 for selfplay.partial_credit; the
+    first failing pair says why. Right on both: 1; a malformed answer has no fraction."""
+    verifier = Verifier(sandbox)
+    half = judge(verifier, SORT, "def f(xs):\n    return list(xs)")
+    assert (half.correct, half.mistake, half.passed) == (False, Mistake.WRONG, 0.5)
+    assert "[5, -1, 0]" in half.detail
+    assert judge(verifier, SORT, "def f(xs):\n    return sorted(xs)").passed == 1.0
+    assert judge(verifier, SORT, FormatError("no code")).passed is None
+
+
+def test_partial_credit_rewards_the_fraction_and_keeps_format_shaping():
+    """Eq. 5 and 6 by hand: 1 of 2 hidden pairs right is -0.5 (wrong, well formed) by default and
+    0.5 with partial credit; none right stays -0.5; a malformed answer stays -1."""
+    from types import SimpleNamespace
+
+    from azr.selfplay.step import _solver_reward
+    from azr.tasks import Verdict
+
+    def rollout(verdict, answer=None):
+        return SimpleNamespace(verdict=verdict, answer=answer or Answer(N, "def f(xs): ..."))
+
+    half = rollout(Verdict(False, Mistake.WRONG, passed=0.5))
+    assert _solver_reward(half, "paper", False) == -0.5 and _solver_reward(half, "paper", True) == 0.5
+    assert _solver_reward(rollout(Verdict(False, Mistake.WRONG, passed=0.0)), "paper", True) == -0.5
+    assert _solver_reward(rollout(Verdict(False, Mistake.FORMAT), FormatError("x")), "paper", True) == -1.0

@@ -61,12 +61,12 @@ def _handle(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from azr.cli import build, evaluate, execute, report, tasks, train, verify
+    from azr.cli import build, compare, evaluate, execute, report, tasks, train, verify
 
     parser = Parser(prog="azr", description="Absolute Zero Reasoner: self-play reasoning with zero data.")
     parser.add_argument("--version", action="version", version=f"azr {azr.__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
-    for module in (train, evaluate, report, execute, verify, tasks, build):
+    for module in (train, evaluate, compare, report, execute, verify, tasks, build):
         module.register(commands)
     return parser
 

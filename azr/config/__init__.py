@@ -182,6 +182,11 @@ class SelfPlayConfig:
     paper discards them (about 80% of all generated tokens). Beyond the paper. With the embedded
     model it did not help held-out scores and let induction proposals decay (the solver's many
     extra sequences outweigh the proposers' in the update): experiments/tiny-selfplay."""
+    partial_credit: bool = False
+    """Reward a solver's answer that is judged by several runs (an induction program on its hidden
+    inputs) with the fraction of them it gets right, instead of 1 only when all are (the paper).
+    Format shaping still applies (Eq. 6); the proposers' solve rates stay all-or-nothing. Beyond
+    the paper."""
     seed_factor: int = 4
     """Before step 1, the model proposes until each buffer holds seed_factor x B tasks (paper: 4)."""
     seed_files: list[str] = field(default_factory=list)
@@ -226,6 +231,11 @@ class OptimConfig:
     """Passes over each step's sequences (paper: 1)."""
     micro_batch_size: int = 8
     """Sequences per forward/backward; gradients accumulate over a mini-batch."""
+    loss_mean: str = "token"
+    """`token`: one token mean over the mini-batch (the paper's and the authors' code). `group`: a
+    token mean per (task type, role), the groups averaged, so each of TRR++'s six groups weighs the
+    same whatever its tokens (a solver's short answers are not drowned by the proposers' programs).
+    Beyond the paper."""
     kl_coef: float = 0.0
     """KL penalty to the initial policy (paper: none)."""
     entropy_coef: float = 0.0
@@ -386,6 +396,7 @@ def check(config: Config) -> None:
         (o.lr > 0, "optim.lr must be > 0"),
         (o.warmup_steps >= 0 and o.weight_decay >= 0 and o.kl_coef >= 0 and o.entropy_coef >= 0,
          "optim.warmup_steps, weight_decay, kl_coef and entropy_coef must be >= 0"),
+        (o.loss_mean in ("token", "group"), "optim.loss_mean must be token or group"),
         (o.mini_batches >= 1 and o.epochs >= 1 and o.micro_batch_size >= 1,
          "optim.mini_batches, optim.epochs and optim.micro_batch_size must be >= 1"),
         (0 < o.clip_ratio < 1, "optim.clip_ratio must be in (0, 1)"),

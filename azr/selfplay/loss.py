@@ -12,7 +12,10 @@ from the trainer's (another engine, other kernels), each token's policy term is 
 `min(exp(logp_old - logp_sampler), C)`, a constant of the gradient.
 
 `token_count` lets gradient accumulation give the same gradient as one big batch: each
-micro-batch divides by the token count of the whole mini-batch, not its own.
+micro-batch divides by the token count of the whole mini-batch, not its own. Given per sequence,
+it is each sequence's own divisor: for a mean per (task type, role) group, averaged over the groups
+(`optim.loss_mean=group`), a sequence divides by its group's token count times the number of
+groups.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def policy_loss(
     advantages: torch.Tensor,
     mask: torch.Tensor,
     clip_ratio: float = 0.2,
-    token_count: float | None = None,
+    token_count: float | torch.Tensor | None = None,
     ref_logprobs: torch.Tensor | None = None,
     kl_coef: float = 0.0,
     entropy: torch.Tensor | None = None,
@@ -54,11 +57,14 @@ def policy_loss(
 
     logprobs, old_logprobs, ref_logprobs, entropy, mask: [batch, tokens]; advantages: [batch].
     `mask` is 1 on response tokens. `token_count`: the divisor of the token mean (default: this
-    batch's response tokens).
+    batch's response tokens), or one per sequence [batch].
     """
     mask = mask.to(logprobs.dtype)
-    count = float(mask.sum().item()) if token_count is None else float(token_count)
-    count = max(count, 1.0)
+    if isinstance(token_count, torch.Tensor):
+        divisor = token_count.to(device=logprobs.device, dtype=logprobs.dtype).clamp(min=1.0).unsqueeze(-1)
+    else:
+        divisor = max(float(mask.sum().item()) if token_count is None else float(token_count), 1.0)
+    weight = mask / divisor  # each token's share of the mean
     per_token_advantage = advantages.to(logprobs.dtype).unsqueeze(-1)
     ratio = torch.exp(logprobs - old_logprobs)
     unclipped = -per_token_advantage * ratio
@@ -67,23 +73,23 @@ def policy_loss(
     sampler_diff = 0.0
     if sampler_logprobs is not None:
         gap = (old_logprobs - sampler_logprobs).detach()
-        sampler_diff = ((gap.abs() * mask).sum() / count).item()
+        sampler_diff = (gap.abs() * weight).sum().item()
         if tis_cap:
             per_token = per_token * torch.clamp(torch.exp(gap), max=tis_cap)
-    policy = (per_token * mask).sum() / count
+    policy = (per_token * weight).sum()
     loss = policy
     kl_value = 0.0
     if ref_logprobs is not None and kl_coef:
         delta = ref_logprobs - logprobs
-        kl = ((torch.exp(delta) - delta - 1.0) * mask).sum() / count
+        kl = ((torch.exp(delta) - delta - 1.0) * weight).sum()
         loss = loss + kl_coef * kl
         kl_value = kl.item()
     entropy_value = 0.0
     if entropy is not None and entropy_coef:
-        mean_entropy = (entropy * mask).sum() / count
+        mean_entropy = (entropy * weight).sum()
         loss = loss - entropy_coef * mean_entropy
         entropy_value = mean_entropy.item()
     with torch.no_grad():
         was_clipped = (clipped > unclipped).to(logprobs.dtype)
-        clip_fraction = ((was_clipped * mask).sum() / count).item()
+        clip_fraction = (was_clipped * weight).sum().item()
     return LossTerms(loss, policy.item(), kl_value, entropy_value, clip_fraction, sampler_diff)

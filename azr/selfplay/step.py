@@ -26,6 +26,7 @@ Deviations from the paper and the authors' code, and where each one lives:
   program and judged by math-verify (azr/tasks/math.py).
 - Options beyond the paper, off unless configured: `selfplay.reuse_rollouts` trains the solver on
   the N_mc rollouts of stage 3 too (the paper discards them, ~80% of the tokens it generates);
+  `selfplay.partial_credit` rewards an induction answer with the fraction of hidden pairs it gets;
   `selfplay.baseline=prompt` uses a per-prompt (GRPO-style) baseline for them;
   `selfplay.advantage_stats=token` weighs responses by length (as the authors' code does).
 - A buffer that is still empty (a model that cannot yet write a valid task of that type) skips
@@ -185,8 +186,8 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
     ]
     solver_rollouts = solved + ([r for task in rollouts for r in task] if cfg.reuse_rollouts else [])
     trajectories += [
-        _trajectory(Role.SOLVE, r.task.task_type, r.completion, _solver_reward(r, cfg.reward_shaping), cfg.baseline,
-                r.prompt)
+        _trajectory(Role.SOLVE, r.task.task_type, r.completion, _solver_reward(r, cfg.reward_shaping,
+                    cfg.partial_credit), cfg.baseline, r.prompt)
         for r in solver_rollouts
     ]  # fmt: skip
     advantages = group_advantages(
@@ -273,8 +274,10 @@ def _internal_errors(
     return errors
 
 
-def _solver_reward(rollout: Solved, shaping: str) -> float:
-    return shaped(accuracy(rollout.verdict.correct), not isinstance(rollout.answer, FormatError), shaping)
+def _solver_reward(rollout: Solved, shaping: str, partial_credit: bool) -> float:
+    verdict = rollout.verdict
+    score = verdict.passed if partial_credit and verdict.passed is not None else accuracy(verdict.correct)
+    return shaped(score, not isinstance(rollout.answer, FormatError), shaping)
 
 
 def _trajectory(role: Role, task_type: str, completion: Any, reward: float, baseline: str, prompt: str) -> Trajectory:

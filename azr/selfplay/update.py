@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import random
+from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -103,6 +104,7 @@ class Updater:
         self.policy.model.train()
         for _ in range(config.epochs):
             for mini, token_count in zip(mini_batches, counts, strict=True):
+                groups = self._group_divisors(trajectories, mini) if config.loss_mean == "group" else None
                 self.optimizer.zero_grad(set_to_none=True)
                 micros = [
                     mini[start : start + config.micro_batch_size]
@@ -114,7 +116,8 @@ class Updater:
                         continue
                     micro = micros[index]
                     old_micro = None if old is None else [old[i] for i in micro]
-                    terms = self._loss([trajectories[i] for i in micro], old_micro, token_count)
+                    divisor = token_count if groups is None else torch.tensor([groups[i] for i in micro])
+                    terms = self._loss([trajectories[i] for i in micro], old_micro, divisor)
                     terms.loss.backward()
                     for key, value in (("loss", terms.loss.item()), ("policy", terms.policy), ("kl", terms.kl),
                                        ("entropy", terms.entropy), ("clip_fraction", terms.clip_fraction),
@@ -144,6 +147,19 @@ class Updater:
         self.policy.weights_changed()  # the sampler's weights (a copy, or vLLM's) follow
         return stats
 
+    def _group_divisors(self, trajectories: Sequence[Trajectory], mini: Sequence[int]) -> dict[int, float]:
+        """For `optim.loss_mean=group`, each sequence's divisor: its (task type, role) group's token
+        count in the mini-batch, over every rank, times the number of groups."""
+        mine: dict[tuple[str, str], int] = defaultdict(int)
+        for i in mini:
+            mine[_group(trajectories[i])] += len(trajectories[i].ids)
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for part in self.world.gather(dict(mine)):
+            for key, count in part.items():
+                counts[key] += count
+        present = [key for key, count in counts.items() if count]
+        return {i: float(counts[_group(trajectories[i])] * len(present)) for i in mini}
+
     def _idle_pass(self, with_grad: bool) -> None:
         """A forward (and backward) pass of one token that contributes nothing: a rank with fewer
         sequences than another still takes part in every all-gather and reduce-scatter."""
@@ -154,7 +170,9 @@ class Updater:
             if with_grad:
                 (logprobs.sum() * 0.0).backward()
 
-    def _loss(self, trajectories: Sequence[Trajectory], old: Sequence[torch.Tensor] | None, token_count: int):
+    def _loss(
+        self, trajectories: Sequence[Trajectory], old: Sequence[torch.Tensor] | None, token_count: float | torch.Tensor
+    ):
         config = self.config
         batch = self.policy.batch([s.prompt_ids for s in trajectories], [s.ids for s in trajectories])
         logprobs, entropy = self.policy.logprobs(batch, with_entropy=bool(config.entropy_coef))
@@ -212,3 +230,8 @@ class Updater:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+
+
+def _group(trajectory: Trajectory) -> tuple[str, str]:
+    """The (task type, role) a sequence's loss is averaged in, under optim.loss_mean=group."""
+    return trajectory.task_type, trajectory.role.value

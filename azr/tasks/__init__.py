@@ -256,6 +256,9 @@ class Verdict:
     detail: str = ""
     stage: Stage | None = None
     """internal_error only: the stage whose code raised."""
+    passed: float | None = None
+    """An answer judged by several runs (induction's hidden pairs): the fraction that returned their
+    expected output, for `selfplay.partial_credit`. None: judged at once."""
 
     @property
     def internal_error(self) -> InternalError | None:

@@ -26,7 +26,7 @@ answer's verdict `internal_error`, and the others go on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from azr.executor import ExecRequest, ExecResult, ExecStatus, Executor, ExecutorConfig, Policy, parse_value
@@ -148,14 +148,21 @@ class Verifier:
         self._sandboxes.clear()
 
     def _compare(self, check: _Check, ran: dict[tuple[str, str, str, bool], ExecResult]) -> Verdict:
-        """Correct iff every run returned its expected output."""
-        for program, input, expected in check.check.runs:
+        """Correct iff every run returned its expected output; the first that did not says why, and
+        `passed` is the fraction that did."""
+        runs = check.check.runs
+        first: Verdict | None = None
+        right = 0
+        for program, input, expected in runs:
             result = ran[check.sandbox, program, input, check.check.policy]
             if not result.ok:
-                return Verdict(False, _STATUS_MISTAKE[result.status], result.error)
-            if not outputs_equal(result.output, expected, self.equality):  # type: ignore[arg-type]
-                return Verdict(False, Mistake.WRONG, f"on {input[:200]} returned {result.output[:200]}")  # type: ignore[index]
-        return Verdict(True)
+                first = first or Verdict(False, _STATUS_MISTAKE[result.status], result.error)
+            elif not outputs_equal(result.output, expected, self.equality):  # type: ignore[arg-type]
+                first = first or Verdict(False, Mistake.WRONG, f"on {input[:200]} returned {result.output[:200]}")  # type: ignore[index]
+            else:
+                right += 1
+        passed = right / len(runs) if runs else 0.0
+        return replace(first, passed=passed) if first is not None else Verdict(True, passed=passed)
 
     def _prepare(
         self, index: int, task: Task, answer: Answer | FormatError | InternalError, rules: Rules
