@@ -186,12 +186,8 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any, world: World) 
         if start.checkpoint is not None:
             world.agree(lambda: checkpoint.load(start.checkpoint[1], policy, updater))
             say(f"resuming {run_dir} from step {start.step}")
-        runlog = None
-        if main:
-            removed = store.truncate_after(start.step)
-            if removed:
-                say(f"dropped {removed} tasks added after step {start.step}, which the checkpoint did not see")
-            runlog = RunLog(run_dir, start.step, config.train.tensorboard, config.train.wandb_project, as_dict(config))
+        runlog = world.on_main(_open_log, run_dir, config, start, store, say)
+        if runlog is not None:
             resources.callback(runlog.close)
         executor = world.agree(lambda: resources.enter_context(Executor(_executor_config(config, world))))
         play = _selfplay(config, policy, updater, store, executor, world)  # generators start with collectives
@@ -208,7 +204,7 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any, world: World) 
         evaluate = Evaluator(play, executor, benches) if benches is not None else None
         if evaluate is not None and start.step == 0:
             metrics = evaluate()  # the base model, before any update
-            world.on_main(runlog.step if runlog is not None else _quiet, 0, metrics, [])
+            world.on_main(lambda: runlog.step(0, metrics, []))
         last, stopping = start.step, 0
         with Progress(console, config.train.steps, start.step, quiet=not main) as progress:
             for step in range(start.step + 1, config.train.steps + 1):
@@ -231,6 +227,14 @@ def _train(run_dir: Path, config: Config, say: Any, console: Any, world: World) 
 
         say(summary(read_metrics(run_dir)))
     return Outcome(last, stopping or None)
+
+
+def _open_log(run_dir: Path, config: Config, start: resume.Start, store: TaskStore, say: Any) -> RunLog:
+    """Rank 0: the store cut back to the checkpoint, and the run log from there."""
+    removed = store.truncate_after(start.step)
+    if removed:
+        say(f"dropped {removed} tasks added after step {start.step}, which the checkpoint did not see")
+    return RunLog(run_dir, start.step, config.train.tensorboard, config.train.wandb_project, as_dict(config))
 
 
 def _log(runlog: RunLog, store: TaskStore, step: int, result: Any) -> None:
