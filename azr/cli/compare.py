@@ -24,7 +24,7 @@ def register(commands: Any) -> None:
     command = add_command(
         commands,
         "compare",
-        help="compare two `azr eval --out` results task by task: differences, 95% intervals, McNemar",
+        help="compare two `azr eval --out` results task by task: differences, 95%% intervals, McNemar",
         description="Compare two evaluations of the same tasks (files written by `azr eval --out`), paired by task.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
