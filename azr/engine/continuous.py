@@ -31,7 +31,14 @@ from typing import Any
 import torch
 
 from azr.config import GenerationConfig
-from azr.engine.generation import Completion, Sampling, TransformersGenerator, finish
+from azr.engine.generation import (
+    Completion,
+    Sampling,
+    TransformersGenerator,
+    finish,
+    generation_settings,
+    split_stops,
+)
 from azr.engine.policy import Policy, PolicyError
 
 PAGE_SIZE = 64
@@ -58,27 +65,24 @@ class ContinuousBatchingGenerator(TransformersGenerator):
         self._copy: torch.nn.Module | None = None
         model = policy.generation_model()  # with several ranks, each rank's copy is made now, by all together
         if model is policy.model and not policy.config.lora.enabled and policy.compute_dtype != torch.float32:
-            from transformers import AutoModelForCausalLM
+            from azr.engine.weights import sampler_copy
 
-            self._copy = AutoModelForCausalLM.from_config(model.config, dtype=policy.compute_dtype).to(policy.device)
-            self._copy.eval()
-            self._copy.requires_grad_(False)
-            self._refresh()
+            self._copy = sampler_copy(policy)
             policy.listeners.append(self._refresh)
 
     def _refresh(self) -> None:
         """The copy takes the policy's current weights (after every update: it samples the next rollouts)."""
-        from azr.engine.weights import merged_weights
+        from azr.engine.weights import load_merged
 
         assert self._copy is not None
-        self._copy.load_state_dict(dict(merged_weights(self.policy, self.policy.compute_dtype)))
+        load_merged(self._copy, self.policy)
 
     def generate(self, prompts: Sequence[str], n: int, sampling: Sampling, seed: int) -> list[list[Completion]]:
         encoded = self.policy.encode(prompts, self.config.max_prompt_tokens)
         jobs = [ids for ids in encoded for _ in range(n)]
         if not jobs:
             return [[] for _ in prompts]
-        stop_ids, stop_strings = self._stops(sampling.stop)
+        stop_ids, stop_strings = split_stops(self.policy.tokenizer, sampling.stop)
         torch.manual_seed(seed)
         model = self._copy if self._copy is not None else self.policy.generation_model()
         was_training = model.training
@@ -98,22 +102,8 @@ class ContinuousBatchingGenerator(TransformersGenerator):
     ) -> list[list[int]]:
         """The tokens sampled for each job, through EOS or a one-token stop, or max_new_tokens of them."""
         from transformers import ContinuousBatchingConfig
-        from transformers import GenerationConfig as Settings
 
-        tokenizer = self.policy.tokenizer
-        # A fresh config, so nothing of the model's own generation_config bends the samples away from
-        # the policy that is trained.
-        common = {
-            "max_new_tokens": sampling.max_new_tokens,
-            "eos_token_id": stop_ids,
-            "pad_token_id": tokenizer.pad_token_id,
-        }
-        if sampling.temperature == 0:
-            settings = Settings(do_sample=False, **common)
-        else:
-            settings = Settings(
-                do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common
-            )
+        settings = generation_settings(sampling, stop_ids, self.policy.tokenizer.pad_token_id)
         # Sized from the work at hand, not from free memory (transformers' default takes 60% of RAM on
         # CPU, 80-90% of a GPU's): `batch_size` sequences run at once, as with `transformers`, and the
         # cache holds all of them at full length, so none is ever evicted and recomputed. A step reads

@@ -84,7 +84,7 @@ class TransformersGenerator:
         encoded = self.policy.encode(prompts, self.config.max_prompt_tokens)
         jobs = [(i, ids) for i, ids in enumerate(encoded) for _ in range(n)]
         jobs.sort(key=lambda job: len(job[1]))  # similar lengths together: little padding
-        stop_ids, stop_strings = self._stops(sampling.stop)
+        stop_ids, stop_strings = split_stops(self.policy.tokenizer, sampling.stop)
         results: list[list[Completion]] = [[] for _ in prompts]
         torch.manual_seed(seed)
         model = self.policy.generation_model()
@@ -103,9 +103,6 @@ class TransformersGenerator:
             model.train(was_training)
         return results
 
-    def _stops(self, stop: tuple[str, ...]) -> tuple[list[int], list[str]]:
-        return split_stops(self.policy.tokenizer, stop)
-
     @torch.no_grad()
     def _generate(
         self,
@@ -115,24 +112,9 @@ class TransformersGenerator:
         stop_ids: list[int],
         stop_strings: list[str],
     ) -> list[Completion]:
-        from transformers import GenerationConfig
-
         tokenizer = self.policy.tokenizer
         batch = self.policy.batch(prompts, [[] for _ in prompts])
-        # A fresh config, so nothing of the model's own generation_config (a repetition penalty,
-        # say) bends the samples away from the policy that is trained.
-        common = {
-            "max_new_tokens": sampling.max_new_tokens,
-            "eos_token_id": stop_ids,
-            "pad_token_id": tokenizer.pad_token_id,
-            "stop_strings": stop_strings or None,
-        }
-        if sampling.temperature == 0:  # greedy, for evaluation
-            settings = GenerationConfig(do_sample=False, **common)
-        else:
-            settings = GenerationConfig(
-                do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common
-            )
+        settings = generation_settings(sampling, stop_ids, tokenizer.pad_token_id, stop_strings=stop_strings or None)
         with self.policy.compute():
             output = model.generate(
                 input_ids=batch.input_ids,
@@ -151,6 +133,20 @@ class TransformersGenerator:
                 for i, c in enumerate(completions)
             ]
         return completions
+
+
+def generation_settings(sampling: Sampling, stop_ids: Sequence[int], pad_id: int, **extra: Any) -> Any:
+    """A fresh transformers GenerationConfig for `sampling`, so nothing of the model's own
+    generation_config (a repetition penalty, a top_k) bends the samples away from the policy that
+    is trained: greedy at temperature 0 (evaluation), else temperature and top_p, top_k off."""
+    from transformers import GenerationConfig
+
+    common = {"max_new_tokens": sampling.max_new_tokens, "eos_token_id": list(stop_ids), "pad_token_id": pad_id}
+    if sampling.temperature == 0:
+        return GenerationConfig(do_sample=False, **common, **extra)
+    return GenerationConfig(
+        do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common, **extra
+    )
 
 
 def split_stops(tokenizer: Any, stop: Sequence[str]) -> tuple[list[int], list[str]]:

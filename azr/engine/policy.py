@@ -179,28 +179,20 @@ class Policy:
         if not self.world.sharded:
             return self.model
         if self._copy is None:
-            from transformers import AutoModelForCausalLM
+            from azr.engine.weights import sampler_copy
 
-            self._copy = AutoModelForCausalLM.from_config(self.model.config, dtype=self.compute_dtype).to(self.device)
-            self._copy.eval()
-            self._copy.requires_grad_(False)
-            self._refresh_copy()
+            self._copy = sampler_copy(self)
         return self._copy
 
     def weights_changed(self) -> None:
         """After an update or a checkpoint load, on every rank: the generation copy (if any) is
-        refreshed from the shards (a collective), and every listener is told."""
+        refreshed from the shards (a collective; LoRA merged), and every listener is told."""
         if self._copy is not None:
-            self._refresh_copy()
+            from azr.engine.weights import load_merged
+
+            load_merged(self._copy, self)
         for listener in self.listeners:
             listener()
-
-    def _refresh_copy(self) -> None:
-        """The copy holds the plain model's weights: gathered from the shards, LoRA merged."""
-        from azr.engine.weights import merged_weights
-
-        assert self._copy is not None
-        self._copy.load_state_dict(dict(merged_weights(self, self.compute_dtype)))
 
     # -- saving --------------------------------------------------------------------------------
 

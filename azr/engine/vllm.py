@@ -36,7 +36,7 @@ import torch
 from azr.config import GenerationConfig
 from azr.engine.generation import Completion, Sampling, finish, split_stops
 from azr.engine.policy import Policy, PolicyError
-from azr.engine.weights import merged_weights
+from azr.engine.weights import buckets, merged_weights
 
 SUPPORTED = ">=0.20,<0.35"
 """vLLM 0.20 is the first that accepts transformers 5 (azr's models are in its format); 0.34 is the
@@ -158,16 +158,8 @@ class VLLMGenerator:
         checkpoint load). Under FSDP2 reading each weight is a collective, so every rank reads them
         all, in order, and pushes them to its own engine."""
         self._wake(("weights",))
-        bucket: list[tuple[str, torch.Tensor]] = []
-        size = 0
         with torch.no_grad():
-            for name, tensor in merged_weights(self.policy, self.policy.compute_dtype):
-                bucket.append((name, tensor))
-                size += tensor.numel() * tensor.element_size()
-                if size >= BUCKET_BYTES:
-                    self._llm.apply_model(functools.partial(_load, bucket))
-                    bucket, size = [], 0
-            if bucket:
+            for bucket in buckets(merged_weights(self.policy, self.policy.compute_dtype), BUCKET_BYTES):
                 self._llm.apply_model(functools.partial(_load, bucket))
         self._wake()
         self._llm.reset_prefix_cache()

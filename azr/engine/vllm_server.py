@@ -42,7 +42,7 @@ import torch
 from azr.config import GenerationConfig
 from azr.engine.generation import Completion, Sampling, finish, split_stops
 from azr.engine.policy import Policy, PolicyError
-from azr.engine.weights import merged_weights
+from azr.engine.weights import buckets, merged_weights
 
 _CONCURRENT_REQUESTS = 4
 _MAX_PROMPTS_PER_REQUEST = 1024  # vLLM's VLLM_MAX_COMPLETION_PROMPTS default
@@ -161,15 +161,7 @@ class ServerGenerator:
         self._version += 1
         try:
             self._call("/start_weight_update")
-            bucket: list[tuple[str, torch.Tensor]] = []
-            size = 0
-            for name, tensor in weights:
-                bucket.append((name, tensor.contiguous()))
-                size += tensor.numel() * tensor.element_size()
-                if size >= _BUCKET_BYTES:
-                    self._update(bucket)
-                    bucket, size = [], 0
-            if bucket:
+            for bucket in buckets(((name, tensor.contiguous()) for name, tensor in weights), _BUCKET_BYTES):
                 self._update(bucket)
             self._call("/finish_weight_update", {"weight_version": str(self._version)})
             reset = self._call("/reset_prefix_cache")

@@ -10,7 +10,7 @@ it does not handle, and would have to be undone before the next update.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -40,6 +40,38 @@ def merged_weights(policy: Policy, dtype: torch.dtype | None = None) -> Iterator
             full = (full.float() + (delta.T if transposed else delta)).to(full.dtype)
         name = key.removeprefix(_PEFT_PREFIX).replace(".base_layer.", ".")
         yield name, full.to(dtype) if dtype is not None else full
+
+
+def buckets(weights: Iterable[tuple[str, torch.Tensor]], limit: int) -> Iterator[list[tuple[str, torch.Tensor]]]:
+    """`weights` in consecutive groups of about `limit` bytes (a group closes once it reaches it):
+    few transfers, and little memory held twice."""
+    bucket: list[tuple[str, torch.Tensor]] = []
+    size = 0
+    for name, tensor in weights:
+        bucket.append((name, tensor))
+        size += tensor.numel() * tensor.element_size()
+        if size >= limit:
+            yield bucket
+            bucket, size = [], 0
+    if bucket:
+        yield bucket
+
+
+def sampler_copy(policy: Policy) -> torch.nn.Module:
+    """A plain model of the policy's architecture in its compute dtype, on its device, frozen,
+    holding the policy's current merged weights (refresh it with `load_merged`)."""
+    from transformers import AutoModelForCausalLM
+
+    copy = AutoModelForCausalLM.from_config(policy.model.config, dtype=policy.compute_dtype).to(policy.device)
+    copy.eval()
+    copy.requires_grad_(False)
+    load_merged(copy, policy)
+    return copy
+
+
+def load_merged(copy: torch.nn.Module, policy: Policy) -> None:
+    """The policy's current weights into `copy` (a collective under FSDP2: every rank calls it)."""
+    copy.load_state_dict(dict(merged_weights(policy, policy.compute_dtype)))
 
 
 def _full(tensor: torch.Tensor) -> torch.Tensor:
