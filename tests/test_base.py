@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from azr.base.corpus import make_tasks, transcripts
+from azr.base.corpus import SCRATCHPAD_CHARS, make_tasks, scratchpads, transcripts
 from azr.base.programs import draw_input, generate
 from azr.prompts.compact import CompactTemplate
-from azr.tasks import TaskType, TripletProposal
+from azr.tasks import TaskType, TripletProposal, TripletTask
 from azr.tasks.programs import check_program, normalized
 from azr.tasks.validate import Validator
 
@@ -59,24 +59,49 @@ def test_the_held_out_split_shares_no_program(sandbox):
 
 def test_transcripts_cover_the_six_pairs_and_parse_back(sandbox):
     tasks = make_tasks(sandbox, seed=4, programs=80)
-    texts = transcripts(tasks, random.Random(0))
+    pads = scratchpads(sandbox, tasks.triplets, random.Random(1))
+    texts = transcripts(tasks, random.Random(0), pads=pads)
     starts = {text[: text.index(">") + 1] for text in texts}
     assert {"<D>", "<A>", "<N>", "<R>", "<PN>"} <= starts
     assert any(text.endswith("<E>") and "<PD>" in text for text in texts)
     assert any("<PA>" in text for text in texts)
-    template = CompactTemplate(n_inputs=4)
+    template = CompactTemplate(n_inputs=4, think=True)
+    answers: dict[str, set[str]] = {}  # an abduction prompt may have several right inputs
+    for t in tasks.triplets:
+        answers.setdefault(template.solve_prompt(t), set()).add(
+            t.output if t.task_type == TaskType.DEDUCTION else t.input
+        )
     for text in texts:
         assert text.endswith("<E>")
-        if text.startswith("<D>"):  # the completion after the prompt parses to the task's output
-            completion = text.rsplit("<O>", 1)[1]
-            answer = template.parse_answer(TaskType.DEDUCTION, completion)
-            assert answer.text == completion.removesuffix("<E>").strip()
+        if text[:3] in ("<D>", "<A>"):  # the completion after the prompt parses to the task's answer
+            task_type = TaskType.DEDUCTION if text.startswith("<D>") else TaskType.ABDUCTION
+            prompt, completion = text.split("<T>", 1)
+            assert template.parse_answer(task_type, completion).text in answers[prompt + "<T>"]
+
+
+def test_scratchpads_write_the_run_down(sandbox):
+    program = "def f(x):\n    y = x + 3\n    return y * 2"
+    deduction = TripletTask(TaskType.DEDUCTION, program, "4", "14")
+    abduction = TripletTask(TaskType.ABDUCTION, program, "4", "14")
+    pads = scratchpads(sandbox, [deduction, *[abduction] * 20], random.Random(0))
+    assert pads[0] == "x=4\ny=7\nreturn 14"
+    assert pads[1].endswith("x=4\ny=7\nreturn 14")
+    wrong_first = [pad for pad in pads[1:] if pad.count("return") == 2]
+    assert 3 <= len(wrong_first) <= 17  # about half start with a wrong candidate, whose run ends elsewhere
+    assert all(not pad.startswith("x=4\n") for pad in wrong_first)
+    long = TripletTask(
+        TaskType.DEDUCTION, "def f(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t", "50", "1225"
+    )
+    (pad,) = scratchpads(sandbox, [long], random.Random(0))
+    assert pad.endswith("\n...") and len(pad) <= SCRATCHPAD_CHARS + 4
 
 
 def test_a_quick_build_loads_like_any_model_and_evaluates(quick_model, tmp_path):
     out = quick_model
     for name in ("config.json", "model.safetensors", "tokenizer.json", "MODEL_CARD.md", "heldout.jsonl", "build.json"):
         assert (out / name).exists(), name
+    keys = (out / "programs.sha256").read_text().split()
+    assert keys == sorted(set(keys)) and all(len(key) == 16 for key in keys)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -107,7 +132,7 @@ def test_the_build_reproduces_its_model_from_the_seed(quick_model, tmp_path):
     done = subprocess.run([sys.executable, "-m", "azr.cli", "build-base-model", "--out", str(again), "--quick"],
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    for name in ("heldout.jsonl", "tokenizer.json", "config.json"):
+    for name in ("heldout.jsonl", "tokenizer.json", "config.json", "programs.sha256"):
         assert (again / name).read_bytes() == (quick_model / name).read_bytes(), name
     first, second = load_file(str(quick_model / "model.safetensors")), load_file(str(again / "model.safetensors"))
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
@@ -125,10 +150,10 @@ def test_the_embedded_model_loads_through_from_pretrained():
     config.model.path, config.model.device = "embedded", "cpu"
     policy = Policy(config.model)
     assert str(policy.path) == str(model_path())
-    greedy = Sampling(temperature=0.0, max_new_tokens=8, stop=("<E>",))
-    prompt = "<D>def f(x):\n    v0 = x + 1\n    return v0<I>2<O>"
+    greedy = Sampling(temperature=0.0, max_new_tokens=48, stop=("<E>",))
+    prompt = "<D>def f(x):\n    y = x + 1\n    return y * 2<I>2<T>"  # it thinks, then answers
     [[completion]] = TransformersGenerator(policy, config.generation).generate([prompt], 1, greedy, 0)
-    assert completion.finished and completion.text.endswith("<E>")
+    assert completion.finished and completion.text.endswith("<O>6<E>"), completion.text
     assert heldout_path() is not None
 
 

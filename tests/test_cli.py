@@ -70,6 +70,16 @@ def test_exec_reads_stdin_and_keeps_order_with_bad_lines():
     assert results[5]["stdout"] == "hi\n"
 
 
+def test_exec_traces_on_request():
+    stdin = json.dumps({"id": 1, "program": "def f(x):\n    y = x + 3\n    return y * 2", "input": "4"})
+    (traced,) = lines(azr("exec", "--trace", "8", stdin=stdin).stdout)
+    assert traced["output"] == "14" and traced["trace"] == [[1, "x", "4"], [2, "y", "7"], [3, "return", "14"]]
+    (plain,) = lines(azr("exec", stdin=stdin).stdout)
+    assert "trace" not in plain
+    refused = azr("exec", "--trace", "1000", stdin=stdin)
+    assert refused.returncode == 2 and "--trace must be from 0 to 256" in refused.stderr
+
+
 def test_exec_hostile_input_is_inert():
     requests = [
         {"id": "inject", "program": "def f(x):\n    return x", "input": "__import__('os').system('id')"},

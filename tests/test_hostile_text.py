@@ -52,7 +52,7 @@ P = 2**61 - 1
 
 PROGRAM = "def f(x):\n    return x"
 PROBLEM = CodeProblem("HumanEval/0", "def f(x):\n", "", "f")
-TEMPLATES = (get_template("azr"), get_template("compact"))
+TEMPLATES = (get_template("azr"), get_template("compact"), get_template("compact", think=True))
 ALL_TYPES = tuple(TaskType)
 
 

@@ -174,6 +174,22 @@ def test_compact_parsing():
     assert "found 2 <I>" in template.parse_proposal(D, "p<I>1<I>2<E>").reason
 
 
+def test_compact_with_a_scratchpad():
+    template = get_template("compact", n_inputs=4, think=True)
+    assert template.solve_prompt(REFERENCES[0]) == f"<D>{PROGRAM}<I>[3, 1, 2], 2<T>"
+    assert template.solve_prompt(INDUCTION) == "<N>the k smallest<I>[3, 1], 1<O>[1]<I>[], 0<O>[]<T>"
+    assert template.propose_prompt(D, REFERENCES[:1]) == f"<R>{PROGRAM}<I>[3, 1, 2], 2<O>[1, 2]<PD>"  # proposers do not
+    # only the answer after its marker is read; the scratchpad may hold anything but <E>
+    assert template.parse_answer(D, "nums=[3, 1, 2]\nreturn [1, 2]<O>[1, 2]<E>") == Answer(D, "[1, 2]")
+    assert template.parse_answer(D, "<O>7<E>") == Answer(D, "7")
+    assert template.parse_answer(A, "x=1\nreturn 5<I>1<E>x") == Answer(A, "1")
+    assert "unexpected marker <I>" in template.parse_answer(A, "x=1<I>1<I>2<E>").reason  # the first <I> opens it
+    assert template.parse_answer(N, f"<P>{PROGRAM}<E>") == Answer(N, PROGRAM)
+    assert "no <O> after the scratchpad" in template.parse_answer(D, "7<E><O>7").reason
+    assert "cut off" in template.parse_answer(D, "x=1<O>7").reason
+    assert "unexpected marker <I>" in template.parse_answer(D, "x<O>1<I>2<E>").reason
+
+
 # -- fuzzing: parsing never raises -----------------------------------------------------------------
 
 PIECES = st.sampled_from(
@@ -186,7 +202,7 @@ ADVERSARIAL = st.lists(st.one_of(PIECES, st.text(max_size=20)), max_size=40).map
 @settings(max_examples=300, deadline=None)
 @given(text=st.one_of(st.text(), ADVERSARIAL))
 def test_parsing_never_raises(text):
-    for template in (paper(), compact()):
+    for template in (paper(), compact(), get_template("compact", think=True)):
         for task_type in TaskType:
             answer = template.parse_answer(task_type, text)
             assert isinstance(answer, (Answer, FormatError))
@@ -211,3 +227,18 @@ def test_non_text_is_a_format_error():
 def test_unknown_template():
     with pytest.raises(ValueError, match="choose one of azr, compact"):
         get_template("chatml")
+
+
+def test_compact_thinks_when_the_model_was_trained_to():
+    from azr.prompts import template_for
+
+    class Tokenizer:
+        def __init__(self, markers):
+            self.markers = markers
+
+        def get_added_vocab(self):
+            return {m: i for i, m in enumerate(self.markers)}
+
+    assert template_for("compact", Tokenizer([*MARKERS])).think
+    assert not template_for("compact", Tokenizer([m for m in MARKERS if m != "<T>"])).think
+    assert template_for("azr", Tokenizer([*MARKERS])).name == "azr"

@@ -123,6 +123,21 @@ def test_one_step_by_hand(play):
     assert play.generator.calls == [(6, 1), (3, 4), (6, 1)]
 
 
+def test_copies_of_pretraining_programs_are_counted_or_rejected(play):
+    from dataclasses import replace
+
+    from azr.tasks.programs import program_key
+
+    known = frozenset({program_key(PLUS_ONE)})
+    play.validator.config = replace(play.validator.config, known_programs=known)
+    m = selfplay_step(play, step=1).metrics
+    assert m["propose/deduction/copies"] == 1.0 and m["propose/abduction/copies"] == 0.0
+    assert "propose/induction/copies" not in m  # its proposers write no program
+    play.validator.config = replace(play.validator.config, reject_copies=True)
+    m = selfplay_step(play, step=2).metrics
+    assert m["propose/deduction/rejected/copy"] == 0.5 and m["propose/deduction/valid_rate"] == 0.0
+
+
 def test_reused_rollouts_and_the_prompt_baseline(play):
     play.config.selfplay.reuse_rollouts = True
     play.config.selfplay.baseline = "prompt"

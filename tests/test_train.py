@@ -127,6 +127,7 @@ def test_a_failed_start_does_not_lock_the_run_directory(tmp_path):
         (["generation.backend=vllm", "generation.top_p=0.9"], "generation.top_p must be 1 with vLLM"),
         (["generation.backend=vllm-server"], "needs generation.server_url=http://HOST:PORT"),
         (["train.world_size=-1"], "train.world_size must be >= 0"),
+        (["model.path=tiny-random", "selfplay.reject_copies=true"], "has no programs.sha256"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(tmp_path, args, message):

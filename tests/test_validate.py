@@ -156,3 +156,25 @@ def test_config_errors():
         ValidationConfig(hash_seeds=(1, 1))
     with pytest.raises(ValueError, match="induction_inputs"):
         ValidationConfig(induction_inputs=1)
+
+
+def test_copies_of_the_pretraining_programs_are_rejected_when_asked(sandbox, tmp_path):
+    from azr.tasks.programs import program_key, read_program_keys
+
+    memorised = "def f(x):\n    v0 = x + 1\n    return v0"
+    (tmp_path / "programs.sha256").write_text(program_key(memorised) + "\n" + "0" * 16 + "\n")
+    known = read_program_keys(tmp_path / "programs.sha256")
+    respelled = "def f(x):  # the same program\n    v0 = (x + 1)\n    return v0"
+    proposals = [
+        triplet(respelled, "2"),
+        triplet(respelled, "2", A),
+        triplet("def f(x):\n    v0 = x + 2\n    return v0", "2"),
+        # induction proposers write inputs for a program they were given: never their copy
+        InductionProposal(memorised, ("1", "2", "3", "4"), "add one"),
+    ]
+    rejecting = Validator(sandbox, ValidationConfig(induction_inputs=4, known_programs=known, reject_copies=True))
+    verdicts = rejecting.validate(proposals)
+    assert [v.rejection for v in verdicts] == [Rejection.COPY, Rejection.COPY, None, None]
+    assert "pretraining programs" in verdicts[0].detail
+    counting = Validator(sandbox, ValidationConfig(induction_inputs=4, known_programs=known))
+    assert all(v.valid for v in counting.validate(proposals))

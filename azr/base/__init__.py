@@ -7,6 +7,9 @@ from pathlib import Path
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 HELDOUT = "heldout.jsonl"
+PROGRAM_KEYS = "programs.sha256"
+"""The pretraining programs' keys, one per line, sorted (azr.tasks.programs.program_key): a run can
+tell the proposals that copy the model's own pretraining programs without the programs themselves."""
 
 
 def model_path() -> Path | None:

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from azr.base.corpus import MAX_OUTPUT_CHARS, TaskSet, make_tasks, transcripts
+from azr.base import PROGRAM_KEYS
+from azr.base.corpus import MAX_OUTPUT_CHARS, SCRATCHPAD_CHARS, TaskSet, make_tasks, scratchpads, transcripts
 from azr.executor import Executor, ExecutorConfig
 from azr.prompts.compact import MARKERS
 from azr.tasks import TaskType, TripletTask
-from azr.tasks.programs import normalized
+from azr.tasks.programs import normalized, program_key
 from azr.tasks.registry import PAPER
 from azr.tasks.seeds import export_row
 
@@ -47,7 +48,7 @@ class BuildConfig:
     2 CPU cores)."""
 
     seed: int = 0
-    programs: int = 60_000
+    programs: int = 40_000
     """Training programs (each gives 1-3 triplets, or one induction task)."""
     heldout_programs: int = 300
     induction_inputs: int = 4
@@ -60,7 +61,9 @@ class BuildConfig:
     intermediate_size: int = 768
     context: int = 256
     """Tokens per training sequence; transcripts are packed (a few proposals run longer and wrap)."""
-    steps: int = 1500
+    steps: int = 0
+    """Optimizer steps; 0: as many as `epochs` passes over the corpus take."""
+    epochs: float = 1.0
     batch_size: int = 32
     """Sequences of `context` tokens per optimizer step."""
     lr: float = 1.5e-3
@@ -90,12 +93,17 @@ def build(out: Path, config: BuildConfig, say: Callable[[str], None] = print) ->
             executor, config.seed + 1_000_003, config.heldout_programs,
             induction_inputs=config.induction_inputs, exclude=seen,
         )  # fmt: skip
+        pads = scratchpads(executor, train.triplets, random.Random(config.seed + 1))
     _write_heldout(out / "heldout.jsonl", heldout)
-    texts = transcripts(train, random.Random(config.seed))
+    write_program_keys(out / PROGRAM_KEYS, train)
+    texts = transcripts(train, random.Random(config.seed), pads=pads)
     report["data"] = {
         "train_triplets": len(train.triplets), "train_induction": len(train.inductions),
         "heldout_triplets": len(heldout.triplets), "heldout_induction": len(heldout.inductions),
         "transcripts": len(texts), "max_output_chars": MAX_OUTPUT_CHARS,
+        "scratchpad_chars": SCRATCHPAD_CHARS,
+        "scratchpads_cut": sum(pad.endswith("...") for pad in pads),
+        "mean_scratchpad_chars": round(sum(map(len, pads)) / max(1, len(pads)), 1),
     }  # fmt: skip
     say(f"   {report['data']}")
 
@@ -103,17 +111,19 @@ def build(out: Path, config: BuildConfig, say: Callable[[str], None] = print) ->
     tokenizer = train_tokenizer(texts, config.vocab_size)
     tokenizer.save_pretrained(out)
 
-    say(f"3/4 pretraining, {config.steps} steps of {config.batch_size} x {config.context} tokens")
     model, curve, tokens, seconds = pretrain(texts, tokenizer, config, say)
+    steps = curve[-1][0]
     # Shipped in bfloat16: half the size, and the held-out scores barely move (checked: greedy
     # pass@1 within 0.002 of float32's). Loading upcasts to the float32 that training keeps.
     model.to(torch.bfloat16).save_pretrained(out)
     report["pretraining"] = {
         "parameters": sum(p.numel() for p in model.parameters()),
         "tokens_in_corpus": tokens,
-        "tokens_trained": config.steps * config.batch_size * config.context,
+        "steps": steps,
+        "epochs": round(steps * config.batch_size * (config.context + 1) / tokens, 2),
+        "tokens_trained": steps * config.batch_size * config.context,
         "seconds": round(seconds),
-        "tokens_per_second": round(config.steps * config.batch_size * config.context / seconds),
+        "tokens_per_second": round(steps * config.batch_size * config.context / seconds),
         "loss": curve,
     }
 
@@ -124,6 +134,11 @@ def build(out: Path, config: BuildConfig, say: Callable[[str], None] = print) ->
     (out / "build.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "MODEL_CARD.md").write_text(model_card(report))
     return report
+
+
+def write_program_keys(path: Path, tasks: TaskSet) -> None:
+    keys = sorted({program_key(t.program) for t in (*tasks.triplets, *tasks.inductions)})
+    path.write_text("".join(key + "\n" for key in keys))
 
 
 def _write_heldout(path: Path, tasks: TaskSet) -> None:
@@ -165,6 +180,8 @@ def pretrain(
         flat += [*ids, eos]
     width = config.context + 1
     blocks = torch.tensor(flat[: len(flat) // width * width]).view(-1, width)
+    steps = config.steps or max(1, math.ceil(config.epochs * len(blocks) / config.batch_size))
+    say(f"3/4 pretraining, {steps} steps of {config.batch_size} x {config.context} tokens ({len(flat):,} in all)")
     model_config = Qwen2Config(
         vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
         num_hidden_layers=config.layers, num_attention_heads=config.heads, num_key_value_heads=config.kv_heads,
@@ -178,14 +195,14 @@ def pretrain(
     def schedule(step: int) -> float:  # linear warm-up, cosine down to a tenth
         if step < config.warmup_steps:
             return (step + 1) / config.warmup_steps
-        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        progress = (step - config.warmup_steps) / max(1, steps - config.warmup_steps)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(config.seed))
     position, curve, started, recent = 0, [], time.time(), []
     model.train()
-    for step in range(config.steps):
+    for step in range(steps):
         if position + config.batch_size > len(order):  # a new epoch, reshuffled
             order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(config.seed + step))
             position = 0
@@ -201,12 +218,12 @@ def pretrain(
         optimizer.step()
         scheduler.step()
         recent.append(loss.item())
-        if (step + 1) % 50 == 0 or step + 1 == config.steps:
+        if (step + 1) % 50 == 0 or step + 1 == steps:
             mean = sum(recent) / len(recent)
             recent = []
             curve.append([step + 1, round(mean, 4)])
             rate = (step + 1) * config.batch_size * config.context / (time.time() - started)
-            say(f"   step {step + 1}/{config.steps}  loss {mean:.3f}  {rate:.0f} tokens/s")
+            say(f"   step {step + 1}/{steps}  loss {mean:.3f}  {rate:.0f} tokens/s")
     return model, curve, len(flat), time.time() - started
 
 
@@ -227,15 +244,19 @@ def score(model_dir: Path, heldout: TaskSet, train: TaskSet, config: BuildConfig
     settings.model.device = "cpu"
     policy = Policy(settings.model)
     generator = TransformersGenerator(policy, settings.generation)
-    template = get_template("compact", n_inputs=config.induction_inputs)
+    template = get_template("compact", n_inputs=config.induction_inputs, think=True)
     tasks = [*heldout.triplets, *[_flip(t) for t in heldout.triplets], *heldout.inductions]
     result: dict[str, Any] = {}
     with Executor(ExecutorConfig(timeout=2.0, memory_mb=512)) as executor:
         greedy = Sampling(temperature=0.0, max_new_tokens=config.eval_max_new_tokens, stop=template.stop)
-        result["pass@1_greedy"] = {
-            k: round(v["pass@1"], 4)
-            for k, v in evaluate(generator, template, Verifier(executor), tasks, 1, greedy, 0)["results"].items()
-        }
+        scored = evaluate(generator, template, Verifier(executor), tasks, 1, greedy, 0)
+        result["pass@1_greedy"] = {k: round(v["pass@1"], 4) for k, v in scored["results"].items()}
+        short: dict[str, list[bool]] = {}
+        for task, row in zip(tasks, scored["tasks"], strict=True):
+            if task.task_type != TaskType.INDUCTION and statements(task.program) <= 2:
+                short.setdefault(task.task_type, []).append(row["correct"][0])
+        result["pass@1_greedy_short"] = {k: round(sum(v) / len(v), 4) for k, v in sorted(short.items())}
+        result["short_tasks"] = {k: len(v) for k, v in sorted(short.items())}
         validator = Validator(executor, ValidationConfig(induction_inputs=config.induction_inputs), seed=0)
         with tempfile.TemporaryDirectory() as scratch, TaskStore(Path(scratch) / "tasks.db") as store:
             store.add(train.triplets[:200])
@@ -253,6 +274,18 @@ def score(model_dir: Path, heldout: TaskSet, train: TaskSet, config: BuildConfig
     return result
 
 
+def statements(program: str) -> int:
+    """Statements in `f`'s body, its `return` included (nested blocks count once): a program's size
+    as a person reads it. A helper's body is not counted."""
+    import ast
+
+    try:
+        tree = ast.parse(program)
+    except SyntaxError:
+        return 0
+    return next((len(node.body) for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "f"), 0)
+
+
 def _flip(task: TripletTask) -> TripletTask:
     """The same triplet asked the other way (held-out triplets serve both directions)."""
     other = TaskType.ABDUCTION if task.task_type == TaskType.DEDUCTION else TaskType.DEDUCTION
@@ -267,17 +300,28 @@ A tiny code model trained from synthetic programs only, shipped with azr so that
 for real on a laptop CPU. Rebuild it with `azr build-base-model --out DIR --seed {c["seed"]}`.
 
 ## Data
-Random Python functions over ints, strings and lists (arithmetic, comparisons, string methods,
-slicing, comprehensions, loops, conditionals, helpers), from `azr/base/programs.py`, made into tasks
-through the sandbox: {d["train_triplets"]:,} deduction/abduction triplets and {d["train_induction"]:,}
-induction tasks, outputs at most {d["max_output_chars"]} characters, written as {d["transcripts"]:,}
-transcripts of all six (role, task type) pairs in the `compact` template ({p["tokens_in_corpus"]:,}
-tokens). Held out (another seed, no shared normalised program): {d["heldout_triplets"]} triplets,
-{d["heldout_induction"]} induction tasks, in `heldout.jsonl`.
-The split leans to long programs: a program of one or two statements has
-few variants, most of which occur among the training programs, so deduplication removes them (one-
-statement programs are about 1% of the held-out tasks and a quarter of the generator's output). Its
-scores are for the harder part of the distribution.
+Random Python functions from `azr/base/programs.py`, of two kinds: statement templates over ints,
+strings and lists (arithmetic, comparisons, string methods, slicing, comprehensions, loops,
+conditionals, helpers), and ordinary-style functions written as people write small ones
+(`azr/base/ordinary.py`: one argument with an everyday name, one or two operations in a `return`,
+an `if`, or a short loop; bools among the results; words, capitals and digits among the inputs).
+They are made into tasks through the sandbox: {d["train_triplets"]:,} deduction/abduction triplets
+and {d["train_induction"]:,} induction tasks, outputs at most {d["max_output_chars"]} characters,
+written as {d["transcripts"]:,} transcripts of all six (role, task type) pairs in the `compact`
+template ({p["tokens_in_corpus"]:,} tokens).
+
+**Solvers think before they answer.** A solver's transcript has a scratchpad after `<T>`, then its
+answer: for deduction the values the program's variables take as it runs, recorded by the
+sandbox's trace mode (`x=4`, `y=7`, `return 14`); for abduction a candidate input and its run, half
+the time after a wrong candidate whose run ends elsewhere; induction's is empty. Scratchpads are cut
+at {d["scratchpad_chars"]} characters with `...` ({d["scratchpads_cut"]:,} were; mean
+{d["mean_scratchpad_chars"]} characters).
+
+Held out (another seed, no shared normalised program): {d["heldout_triplets"]} triplets,
+{d["heldout_induction"]} induction tasks, in `heldout.jsonl`; each triplet is scored both ways
+(deduction and abduction). The pretraining programs' keys are in `programs.sha256` (16 hex digits
+of the SHA-256 of each normalised program), so a run can count or reject proposals that copy them
+(`selfplay.reject_copies`).
 
 ## Model
 Qwen2 architecture, {p["parameters"]:,} parameters: hidden {c["hidden_size"]}, {c["layers"]} layers,
@@ -285,18 +329,20 @@ Qwen2 architecture, {p["parameters"]:,} parameters: hidden {c["hidden_size"]}, {
 (byte-level BPE, digits split, the compact markers as special tokens), tied embeddings.
 
 ## Training
-{c["steps"]} steps of {c["batch_size"]} x {c["context"]} tokens ({p["tokens_trained"]:,} tokens), AdamW
-lr {c["lr"]} (warm-up {c["warmup_steps"]}, cosine to a tenth), weight decay {c["weight_decay"]},
+{p["steps"]} steps of {c["batch_size"]} x {c["context"]} tokens ({p["tokens_trained"]:,} tokens, {p["epochs"]} epochs),
+AdamW lr {c["lr"]} (warm-up {c["warmup_steps"]}, cosine to a tenth), weight decay {c["weight_decay"]},
 bfloat16 autocast: {p["seconds"]} s at {p["tokens_per_second"]:,} tokens/s on this machine. Final loss
 {p["loss"][-1][1]}.
 
 ## Held-out scores
 Greedy pass@1: {", ".join(f"{k} {v:.3f}" for k, v in h["pass@1_greedy"].items())}.
+On the programs of one or two statements (`f`'s body, its `return` included):
+{", ".join(f"{k} {v:.3f} ({h['short_tasks'][k]} tasks)" for k, v in h["pass@1_greedy_short"].items())}.
 Valid proposals (sampled at temperature 1, {c["eval_proposals"]} per type):
 {", ".join(f"{k} {v:.2f}" for k, v in h["valid_proposals"].items())}.
 
 ## What it can and cannot do
 It has only ever seen the programs of one generator: it writes and reads those, and nothing else
-(no natural language beyond the generator's phrases, no other program shapes). It is a base for
-showing self-play at work on a CPU, not a code model to use.
+(no natural language beyond the generator's phrases). It is a base for showing self-play at work on
+a CPU, not a code model to use.
 """

@@ -6,6 +6,11 @@ type-checks by construction; the last variable (or the last two, as a tuple) is 
 cover arithmetic, comparisons, string methods, slicing, comprehensions, loops, conditionals, a
 dict used as a set, and small helper functions defined before `f`. Inputs are drawn to exercise them.
 
+A share of programs (ORDINARY_SHARE) is written the way people write small functions instead: one
+parameter, one or two operations in a `return`, an `if`, a short loop (`ordinary.py`). Their inputs
+are drawn wider (words, capitals, digits, ints up to 100). Template programs, given their style,
+keep their own inputs, strings of the letters their constants use; the wider ones suit them too.
+
 Nothing here decides what a program returns: outputs are computed by running the programs through
 the sandbox (`build.py`), which also drops any program that raises, loops or returns too much.
 Each template carries a short phrase, and a program's phrases make its induction message.
@@ -16,8 +21,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from azr.base import ordinary
+
 INT, STR, LIST = "int", "str", "list"
 LETTERS = "abcde"
+TEMPLATE, ORDINARY = "template", "ordinary"
+ORDINARY_SHARE = 0.45
+"""The share of ordinary-style programs: the model is later tested on that style."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,8 @@ class Program:
     """The parameters' types, in order."""
     message: str
     """What it does, in the templates' words: an induction message that is not the code."""
+    style: str = TEMPLATE
+    """TEMPLATE or ORDINARY: which generator made it, and so which inputs suit it (`draw_input`)."""
 
 
 @dataclass(frozen=True)
@@ -140,8 +152,12 @@ HELPER_USES = {
 }
 
 
-def draw_input(kind: str, rng: random.Random) -> str:
-    """A literal of the given type, small enough for a tiny model to read."""
+def draw_input(kind: str, rng: random.Random, style: str = ORDINARY) -> str:
+    """A literal of the given type, small enough for a tiny model to read: for TEMPLATE programs
+    ints in -5..20 and strings of LETTERS (which their constants use); otherwise the wider inputs of
+    ordinary-style programs, which also suit the templates, and the only ones for `ordinary.WORDS`."""
+    if style != TEMPLATE or kind not in (INT, STR, LIST):
+        return ordinary.draw(kind, rng)
     if kind == INT:
         return str(rng.randint(-5, 20))
     if kind == STR:
@@ -150,7 +166,15 @@ def draw_input(kind: str, rng: random.Random) -> str:
 
 
 def generate(rng: random.Random) -> Program:
-    """One random program: 1-2 parameters, an optional helper, 1-4 statements, a return."""
+    """One random program: ordinary-style with probability ORDINARY_SHARE, else from the templates."""
+    if rng.random() < ORDINARY_SHARE:
+        source, params, message = ordinary.make(rng)
+        return Program(source, params, message, ORDINARY)
+    return _templated(rng)
+
+
+def _templated(rng: random.Random) -> Program:
+    """A template program: 1-2 parameters, an optional helper, 1-4 statements, a return."""
     params = tuple(rng.choice([INT, STR, LIST]) for _ in range(rng.choice([1, 1, 2])))
     names = [["x", "y"], ["s", "t"], ["nums", "items"]]
     env: list[tuple[str, str]] = []

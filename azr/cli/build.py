@@ -20,8 +20,8 @@ def register(commands: Any) -> None:
     )
     command.add_argument("--out", required=True, metavar="DIR", help="where the model directory goes")
     command.add_argument("--seed", type=int, default=0)
-    command.add_argument("--programs", type=int, help="training programs (default 60000)")
-    command.add_argument("--steps", type=int, help="pretraining steps (default 1500)")
+    command.add_argument("--programs", type=int, help="training programs (default 40000)")
+    command.add_argument("--steps", type=int, help="pretraining steps (default: one pass over the corpus)")
     command.add_argument("--quick", action="store_true", help="a small build in a minute, to check the pipeline")
     command.set_defaults(handler=run)
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         config.programs = args.programs
     if args.steps is not None:
         config.steps = args.steps
-    if config.programs < 10 or config.steps < 1:
+    if config.programs < 10 or (args.steps is not None and args.steps < 1):
         raise UsageError("--programs must be >= 10 and --steps >= 1")
     if not -(2**63) <= args.seed < 2**63:
         raise UsageError("--seed must be a 64-bit integer")

@@ -147,7 +147,7 @@ class _Model:
         from azr.config import Config
         from azr.engine.generation import make_generator
         from azr.engine.policy import Policy, PolicyError
-        from azr.prompts import get_template
+        from azr.prompts import template_for
 
         config = Config()
         config.model.path, config.model.device = args.model, args.device
@@ -163,14 +163,15 @@ class _Model:
         self.generator = make_generator(policy, config.generation)
         template = args.template
         if template == "auto":
-            from azr.prompts.compact import MARKERS
+            from azr.prompts.compact import MARKERS, THINK
 
-            template = "compact" if set(MARKERS) <= set(policy.tokenizer.get_added_vocab()) else "azr"
+            # the markers every compact model has (`<T>` came later: a model without it does not think)
+            template = "compact" if set(MARKERS) - {THINK} <= set(policy.tokenizer.get_added_vocab()) else "azr"
         if args.chat and template == "compact":
             raise UsageError("--chat: the compact template has no chat form (it is for the embedded model)")
         if args.chat and not getattr(policy.tokenizer, "chat_template", None):
             raise UsageError(f"--chat: the tokenizer of {args.model} has no chat template")
-        self.template = get_template(template, n_inputs=config.selfplay.induction_inputs)
+        self.template = template_for(template, policy.tokenizer, n_inputs=config.selfplay.induction_inputs)
         self.chat = policy.tokenizer if args.chat else None
         self.args = args
 

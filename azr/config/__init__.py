@@ -187,6 +187,13 @@ class SelfPlayConfig:
     inputs) with the fraction of them it gets right, instead of 1 only when all are (the paper).
     Format shaping still applies (Eq. 6); the proposers' solve rates stay all-or-nothing. Beyond
     the paper."""
+    reject_copies: bool = False
+    """Reject, as `copy` (an invalid proposal: reward -0.5 under the paper's shaping), a deduction or
+    abduction proposal whose program is one of the model's own pretraining programs, however it is
+    spelled (the model directory's `programs.sha256`, which the embedded model ships; with another
+    model the option is refused). Keeps the proposer off the programs it memorised, where solving is
+    recall. Whether on or not, `propose/<type>/copies` counts them when the file is there. Beyond the
+    paper."""
     seed_factor: int = 4
     """Before step 1, the model proposes until each buffer holds seed_factor x B tasks (paper: 4)."""
     seed_files: list[str] = field(default_factory=list)

@@ -108,6 +108,7 @@ isolations unless marked):
 | a program reading the checkout azr runs from (tests, run directories) | only the package on the import path (2) |
 | tests that exit early, forge a pass, fork, connect, flood (test requests) | as for programs: `error` [test requests] |
 | writing into `python_paths`, or importing from them unasked | read-only bind, off sys.path by default [bwrap] |
+| a forged or oversized trace (`ExecRequest.trace`) | checked like an output, else `error`; never a verdict |
 
 Results: stdout is a separate pipe, so lines printed there are only output. The result channel
 must carry the confinement byte, then exactly one well-formed message, with a canonical output,
@@ -159,7 +160,7 @@ import atexit
 from azr.executor.literals import Arguments, is_canonical, parse_arguments, parse_value
 from azr.executor.plain import NotPlainData, canonical
 from azr.executor.pool import Executor, ExecutorConfig, ExecutorError
-from azr.executor.protocol import ExecRequest, ExecResult, ExecStatus, Policy, TestRequest
+from azr.executor.protocol import ExecRequest, ExecResult, ExecStatus, Policy, TestRequest, TraceEvent
 
 __all__ = [
     "Arguments",
@@ -172,6 +173,7 @@ __all__ = [
     "NotPlainData",
     "Policy",
     "TestRequest",
+    "TraceEvent",
     "canonical",
     "is_canonical",
     "parse_arguments",

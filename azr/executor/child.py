@@ -24,7 +24,7 @@ import sys
 import types
 from typing import Any, NoReturn
 
-from azr.executor import literals, namespaces, plain, seccomp
+from azr.executor import literals, namespaces, plain, seccomp, trace
 from azr.executor.policy import Policy
 from azr.executor.protocol import SETUP_FAILED
 
@@ -149,12 +149,16 @@ def _run(request: dict, config: dict) -> dict:
         for name in [name for name in sys.modules if name.partition(".")[0] == "azr"]:
             del sys.modules[name]  # the sandbox's own modules, this policy among them: out of the program's reach
     namespace = _program_namespace()
+    tracer = trace.Tracer(request["trace"]) if request.get("trace") else None
     try:
-        exec(compile(request["program"], "<program>", "exec"), namespace)
+        exec(compile(request["program"], trace.PROGRAM_FILE, "exec"), namespace)
         f = namespace.get("f")
         if not callable(f):
             return {"status": "error", "output": None, "error": "the program defines no function f"}
-        value = f(*arguments.args, **arguments.kwargs)
+        if tracer is None:
+            value = f(*arguments.args, **arguments.kwargs)
+        else:
+            value = tracer.run(lambda: f(*arguments.args, **arguments.kwargs))
     except MemoryError:
         return _refused(policy) or {"status": "memory", "output": None, "error": "MemoryError: out of memory"}
     except BaseException as error:  # SystemExit and KeyboardInterrupt included
@@ -169,6 +173,8 @@ def _run(request: dict, config: dict) -> dict:
         return {"status": "invalid_output", "output": None, "error": str(error)}
     except BaseException as error:
         return {"status": "invalid_output", "output": None, "error": _describe(error)}
+    if tracer is not None:
+        return {"status": "ok", "output": output, "error": "", "trace": tracer.trace()}
     return {"status": "ok", "output": output, "error": ""}
 
 

@@ -33,6 +33,7 @@ from azr.executor.protocol import (
     interpret,
 )
 from azr.executor.sandbox import Ambient
+from azr.executor.trace import MAX_EVENTS
 
 log = logging.getLogger("azr.executor")
 
@@ -175,6 +176,8 @@ class Executor:
             return "the program or tests contain a null byte"
         if isinstance(request, TestRequest):
             return ""
+        if type(request.trace) is not int or not 0 <= request.trace <= MAX_EVENTS:
+            return f"trace must be an int from 0 to {MAX_EVENTS}"
         try:
             literals.parse_arguments(request.input, self.config.max_input_chars)
         except literals.NotPlainData as error:
@@ -338,7 +341,7 @@ def _message(request: ExecRequest | TestRequest) -> dict[str, Any]:
     if isinstance(request, TestRequest):
         return {"program": request.program, "tests": request.tests}
     policy = None if request.policy is None else {"banned_modules": list(request.policy.banned_modules)}
-    return {"program": request.program, "input": request.input, "policy": policy}
+    return {"program": request.program, "input": request.input, "policy": policy, "trace": request.trace}
 
 
 def _stop_result(future: Future) -> None:

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from azr.executor.literals import is_canonical
+from azr.executor.trace import MAX_EVENTS
 
 SETUP_FAILED = 113
 """Exit code of a sandboxed child that could not confine itself; it never ran the program. Only a
@@ -59,6 +60,21 @@ class ExecRequest:
     program: str
     input: str
     policy: Policy | None = None
+    trace: int = 0
+    """Record up to this many trace events (azr.executor.trace: the values the program's variables
+    take, line by line); 0, the default, runs untraced. For programs we wrote ourselves: a traced
+    program can see and forge its trace."""
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    """One step of a traced run: after line `line`, variable `name` showed `value` (a canonical
+    repr, `<type>` or `...`); `name` is `return` for a function's return and `...` where the trace
+    was cut at its cap."""
+
+    line: int
+    name: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,8 @@ class ExecResult:
     """Wall-clock time of the program's process (0 when nothing ran)."""
     stdout: str = ""
     """What the program printed (stdout and stderr, capped); for debugging only."""
+    trace: tuple[TraceEvent, ...] = ()
+    """The run's trace events when the request asked for them and it ended ok."""
 
     @property
     def ok(self) -> bool:
@@ -181,7 +199,8 @@ def interpret(report: Any, *, timeout: float, max_output_chars: int, max_stdout_
         return error(message["error"] or status.value, status)
     if not is_canonical(message["output"], max_output_chars):
         return error("result is not a canonical plain-data repr (did the program forge it?)")
-    return ExecResult(ExecStatus.OK, message["output"], "", seconds, clean_text(stdout))
+    trace = tuple(TraceEvent(*event) for event in message.get("trace", ()))
+    return ExecResult(ExecStatus.OK, message["output"], "", seconds, clean_text(stdout), trace)
 
 
 def _parse_frame(frame: str) -> dict | None:
@@ -192,7 +211,8 @@ def _parse_frame(frame: str) -> dict | None:
         return None
     if not (
         isinstance(message, dict)
-        and set(message) == {"status", "output", "error"}
+        and set(message) - {"trace"} == {"status", "output", "error"}
+        and ("trace" not in message or (message["status"] == "ok" and _is_trace(message["trace"])))
         and isinstance(message["status"], str)
         and message["status"] in _CHILD_STATUSES
         and isinstance(message["error"], str)
@@ -202,6 +222,23 @@ def _parse_frame(frame: str) -> dict | None:
     if ok != isinstance(message["output"], str) or (not ok and message["output"] is not None):
         return None
     return message
+
+
+_TRACE_TEXT = 200
+
+
+def _is_trace(trace: Any) -> bool:
+    return (
+        isinstance(trace, list)
+        and len(trace) <= MAX_EVENTS
+        and all(
+            isinstance(event, list)
+            and len(event) == 3
+            and type(event[0]) is int
+            and all(isinstance(text, str) and len(text) <= _TRACE_TEXT and text.isprintable() for text in event[1:])
+            for event in trace
+        )
+    )
 
 
 def _signal_name(number: int) -> str:

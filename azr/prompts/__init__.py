@@ -124,6 +124,17 @@ def _cut(text: str, stops: Sequence[str]) -> str:
 TEMPLATES = choices(TemplateName)
 
 
+def template_for(name: str, tokenizer: Any, **options: Any) -> Template:
+    """The template called `name` for a model with this tokenizer: `compact` gives its solvers a
+    scratchpad when the tokenizer has the `<T>` marker (the embedded model's has; one built without
+    it was never trained to think)."""
+    if name == "compact":
+        from azr.prompts.compact import THINK
+
+        options.setdefault("think", THINK in tokenizer.get_added_vocab())
+    return get_template(name, **options)
+
+
 def get_template(name: str, **options: Any) -> Template:
     """The template called `name` (`azr` or `compact`)."""
     if name == "azr":

@@ -15,6 +15,11 @@ Every completion ends with `<E>`. For the paper's families:
 | propose abduction | the same references, then `<PA>` | `program<I>input<E>` |
 | propose induction | `<PN>program<M>` | `message<I>input<I>input...<E>` |
 
+With `think` (for a model whose tokenizer has `<T>`, as the embedded model's: `template_for`), a
+solver's prompt ends with `<T>` instead, and its completion is a scratchpad, then the answer's marker, then the answer:
+`<D>program<I>input<T>` -> `x=4\ny=7\nreturn 7<O>7<E>`. The scratchpad is the solver's own (as AZR's
+`<think>`): only the answer after the marker is read and judged. An empty one is `<O>7<E>`.
+
 The markers are special tokens of the embedded model's tokenizer (`MARKERS`), so no program text can
 spell them by accident.
 """
@@ -24,11 +29,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from azr.prompts import Template
-from azr.tasks import FormatError, Role
+from azr.tasks import Answer, FormatError, Role
 from azr.tasks.family import Ask, Expect, Field, Fields
+from azr.tasks.registry import family
 
-MARKERS = ("<D>", "<A>", "<N>", "<PD>", "<PA>", "<PN>", "<R>", "<P>", "<I>", "<O>", "<M>", "<E>")
+MARKERS = ("<D>", "<A>", "<N>", "<PD>", "<PA>", "<PN>", "<R>", "<P>", "<I>", "<O>", "<M>", "<E>", "<T>")
 END = "<E>"
+THINK = "<T>"
 _LABEL_MARKERS = {"python": "<P>", "input": "<I>", "output": "<O>", "message": "<M>"}
 
 
@@ -40,10 +47,17 @@ class CompactTemplate(Template):
     name = "compact"
     stop = (END,)
 
+    def __init__(self, n_inputs: int = 10, banned: Sequence[str] | None = None, think: bool = False) -> None:
+        super().__init__(n_inputs, banned)
+        self.think = think
+        """Solvers write a scratchpad after `<T>`, then their answer's marker and answer."""
+
     def frame(self, ask: Ask) -> str:
         shown = [part for part in ask.parts if isinstance(part, Field)]
         code = f"<{ask.code}>" if ask.role is Role.SOLVE else f"<P{ask.code}>"
         examples = "".join("<R>" + _fields(fields) for fields in ask.examples)
+        if self.think and ask.role is Role.SOLVE:
+            return examples + code + _fields(shown) + THINK
         return examples + code + _fields(shown) + (marker(ask.answer[0].label) if shown else "")
 
     def read(self, expected: Sequence[Expect], completion: str) -> Fields | FormatError:
@@ -73,6 +87,19 @@ class CompactTemplate(Template):
                 layout = "".join(marker(x.label) + x.label if i else x.label for i, x in enumerate(expected))
                 return FormatError(f"expected {layout}, found {n} {marker(e.label)} markers")
         return found
+
+    def parse_answer(self, task_type: str, completion: str) -> Answer | FormatError:
+        """Read a solver's completion; with `think`, from its answer's marker on."""
+        if self.think:
+            body = _body(completion)
+            if isinstance(body, FormatError):
+                return body
+            answer = marker(family(task_type).solve_fields[0].label)
+            start = body.find(answer)
+            if start < 0:
+                return FormatError(f"no {answer} after the scratchpad")
+            completion = completion[start + len(answer) :]
+        return super().parse_answer(task_type, completion)
 
 
 def _fields(fields: Sequence[Field]) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from azr.base import PROGRAM_KEYS
 from azr.config import Config, ConfigError, as_dict
 from azr.config.files import to_yaml
 from azr.disk import WriteRefused, resource_problem, write_atomically
@@ -35,7 +36,7 @@ from azr.engine.distributed import Stopped, World, join, leave
 from azr.engine.generation import make_generator
 from azr.engine.policy import Policy, PolicyError
 from azr.executor import Executor, ExecutorConfig, ExecutorError
-from azr.prompts import get_template
+from azr.prompts import template_for
 from azr.run import checkpoint, resume, rundir
 from azr.run.console import Progress, StopOnSignal
 from azr.run.rundir import Manifest, RunDirError
@@ -44,6 +45,7 @@ from azr.run.seeding import seed_buffers
 from azr.run.validation import Evaluator, eval_benches
 from azr.selfplay.step import SelfPlay, selfplay_step
 from azr.selfplay.update import Updater
+from azr.tasks.programs import read_program_keys
 from azr.tasks.registry import family
 from azr.tasks.store import StoreError, TaskStore
 from azr.tasks.validate import ValidationConfig, Validator
@@ -276,6 +278,19 @@ def _executor_config(config: Config, world: World) -> ExecutorConfig:
     return ExecutorConfig(**settings)
 
 
+def _program_keys(config: Config, policy: Policy) -> frozenset[str]:
+    """The model's pretraining programs' keys, if its directory ships them (azr.base.build)."""
+    path = Path(policy.path) / PROGRAM_KEYS
+    if path.is_file():
+        return read_program_keys(path)
+    if config.selfplay.reject_copies:
+        raise ConfigError(
+            f"selfplay.reject_copies: {policy.path} has no {PROGRAM_KEYS} (the keys of the programs the model was "
+            "pretrained on, which the embedded model ships); set selfplay.reject_copies=false"
+        )
+    return frozenset()
+
+
 def _selfplay(
     config: Config, policy: Policy, updater: Updater, store: TaskStore | None, executor: Executor, world: World
 ) -> SelfPlay:
@@ -285,11 +300,13 @@ def _selfplay(
         hash_seeds=tuple(s.hash_seeds),  # type: ignore[arg-type]
         shift_clock=s.shift_clock,
         policy=s.runtime_policy,
+        known_programs=_program_keys(config, policy),
+        reject_copies=s.reject_copies,
     )
     return SelfPlay(
         config,
         make_generator(policy, config.generation),
-        get_template(s.template, n_inputs=s.induction_inputs),
+        template_for(s.template, policy.tokenizer, n_inputs=s.induction_inputs),
         store,
         Validator(executor, validation, seed=config.train.seed),
         Verifier(

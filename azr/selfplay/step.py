@@ -62,7 +62,8 @@ from azr.selfplay.solve import Solved, solve
 from azr.selfplay.update import Trajectory, Updater
 from azr.tasks import FormatError, InductionTask, InternalError, Role, Stage, Task, Validation
 from azr.tasks.guard import guarded
-from azr.tasks.programs import normalized
+from azr.tasks.programs import form_key, normalized
+from azr.tasks.registry import family
 from azr.tasks.store import TaskStore
 from azr.tasks.validate import Validator, rejection_counts
 from azr.tasks.verify import Verifier
@@ -351,6 +352,11 @@ def _metrics(play, proposed, validations, forms, stored, rollouts, solved, traje
                 # a program whose normal form raised (an internal error, counted) counts as its own text
                 forms_or_texts = {form if isinstance(form, str) else task.program for task, form in valid}
                 metrics[f"propose/{name}/distinct_programs"] = len(forms_or_texts)
+                known = play.validator.config.known_programs
+                if known and any(e.label == "python" for e in family(task_type).propose_fields):
+                    keys = [form_key(form) for _, form in valid if isinstance(form, str)]
+                    # of the valid ones: with selfplay.reject_copies they are rejected/copy instead
+                    metrics[f"propose/{name}/copies"] = _mean([key in known for key in keys])
         task_rollouts = [r for r in rollouts if r and r[0].task.task_type == task_type]
         if task_rollouts:
             rates = [solve_rate([x.verdict.correct for x in r]) for r in task_rollouts]

@@ -200,6 +200,8 @@ class Rejection(str, Enum):
     EMPTY_MESSAGE = "empty_message"
     MESSAGE_LEAKS_PROGRAM = "message_leaks_program"
     """Induction: the message contains the program's code."""
+    COPY = "copy"
+    """The program is one of the model's own pretraining programs (`selfplay.reject_copies`)."""
     INTERNAL_ERROR = "internal_error"
     """Handling this sample raised: a bug of ours, not the model's; the sample is rejected and the
     step goes on (azr.tasks.guard)."""

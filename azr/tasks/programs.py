@@ -18,6 +18,7 @@ import hashlib
 import re
 import symtable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from azr.tasks import Rejection
@@ -286,6 +287,23 @@ def dedup_key(program: str, inputs: list[str] | tuple[str, ...]) -> str:
     """Identity of a task for deduplication: normalised program plus canonical inputs."""
     text = normalized(program) + "\x00" + "\x00".join(inputs)
     return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+
+
+def program_key(program: str) -> str:
+    """A program's identity whatever its spelling: the first 16 hex digits of the SHA-256 of its
+    normal form. The embedded model ships its pretraining programs' keys (azr.base.build), so a run
+    can tell a proposal that copies one."""
+    return form_key(normalized(program))
+
+
+def form_key(form: str) -> str:
+    """`program_key` of a program already normalised."""
+    return hashlib.sha256(form.encode("utf-8", "backslashreplace")).hexdigest()[:16]
+
+
+def read_program_keys(path: str | Path) -> frozenset[str]:
+    """The keys in a file of one key per line (a model directory's `programs.sha256`)."""
+    return frozenset(line for line in Path(path).read_text().split() if line)
 
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")

@@ -26,7 +26,7 @@ from azr.executor import ExecRequest, ExecResult, ExecStatus, Executor, Policy
 from azr.tasks import FormatError, InternalError, Proposal, Rejection, Stage, Task, Validation
 from azr.tasks.family import Build, Rules, Runs
 from azr.tasks.guard import guarded
-from azr.tasks.programs import FilterConfig
+from azr.tasks.programs import FilterConfig, program_key
 from azr.tasks.registry import family
 
 _STATUS_REJECTION = {
@@ -60,6 +60,10 @@ class ValidationConfig:
     """Run proposals under the run-time policy (azr.executor.policy) with `filter`'s banned
     modules: a program that reaches for a file, a process, the clock or a banned module by a route
     the static filter misses is rejected as `banned`."""
+    known_programs: frozenset[str] = frozenset()
+    """Keys (azr.tasks.programs.program_key) of the model's pretraining programs."""
+    reject_copies: bool = False
+    """Reject, as `copy`, a proposal whose own program is one of `known_programs`."""
 
     def __post_init__(self) -> None:
         if self.induction_inputs < 2:
@@ -121,8 +125,14 @@ class Validator:
             return proposal.rejection()
         if isinstance(proposal, FormatError):
             return Validation(None, Rejection.FORMAT, proposal.reason)
-        runs = family(proposal.task_type).check(proposal, rules)
-        return runs if isinstance(runs, Validation) else _Pending(index, proposal, runs)
+        kind = family(proposal.task_type)
+        runs = kind.check(proposal, rules)
+        if isinstance(runs, Validation):
+            return runs
+        writes_program = any(e.label == "python" for e in kind.propose_fields)
+        if writes_program and self.config.reject_copies and program_key(runs.program) in self.config.known_programs:
+            return Validation(None, Rejection.COPY, "the program is one of the model's pretraining programs")
+        return _Pending(index, proposal, runs)
 
     def _run(
         self,
