@@ -10,8 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from azr.base.corpus import SCRATCHPAD_CHARS, make_tasks, scratchpads, transcripts
+from azr.base.corpus import make_tasks, transcripts
 from azr.base.programs import draw_input, generate
+from azr.base.scratchpad import SCRATCHPAD_CHARS, scratchpads
 from azr.prompts.compact import CompactTemplate
 from azr.tasks import TaskType, TripletProposal, TripletTask
 from azr.tasks.programs import check_program, normalized
@@ -94,6 +95,29 @@ def test_scratchpads_write_the_run_down(sandbox):
     )
     (pad,) = scratchpads(sandbox, [long], random.Random(0))
     assert pad.endswith("\n...") and len(pad) <= SCRATCHPAD_CHARS + 4
+
+
+def test_worked_steps_put_the_values_in_each_expression(sandbox):
+    program = (
+        "def helper(v):\n    return v - 1\n\n"
+        "def f(x, s):\n    y = x * 2 + 1\n    t = 0\n    for c in s:\n        t += y\n"
+        "    z = t\n    return len(s.upper()) + helper(z)"
+    )
+    task = TripletTask(TaskType.DEDUCTION, program, "-3, 'a'", "-5")
+    (pad,) = scratchpads(sandbox, [task], random.Random(0), style="steps")
+    assert pad.split("\n") == [
+        "x=-3", "s='a'",
+        "y = -3 * 2 + 1 = -5",
+        "t=0",  # a constant: nothing to work
+        "c='a'", "t = 0 + -5 = -5",
+        "z=-5",  # a bare name: nothing to work
+        "v=-5", "return -6",  # the helper's run: values only
+        "return len('a'.upper()) + helper(-5) = -5",
+    ]  # fmt: skip
+    (values,) = scratchpads(sandbox, [task], random.Random(0))
+    assert values.split("\n")[2:4] == ["y=-5", "t=0"]
+    with pytest.raises(ValueError, match="values, steps"):
+        scratchpads(sandbox, [task], random.Random(0), style="prose")
 
 
 def test_a_quick_build_loads_like_any_model_and_evaluates(quick_model, tmp_path):

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from azr.base import PROGRAM_KEYS
-from azr.base.corpus import MAX_OUTPUT_CHARS, SCRATCHPAD_CHARS, TaskSet, make_tasks, scratchpads, transcripts
+from azr.base.corpus import MAX_OUTPUT_CHARS, TaskSet, make_tasks, transcripts
+from azr.base.scratchpad import SCRATCHPAD_CHARS, scratchpads
 from azr.executor import Executor, ExecutorConfig
 from azr.prompts.compact import MARKERS
 from azr.tasks import TaskType, TripletTask
@@ -44,7 +45,7 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", *MARKERS]
 
 @dataclass
 class BuildConfig:
-    """How the embedded model is built. The defaults make the shipped model (about an hour on
+    """How the embedded model is built. The defaults make the shipped model (about 40 minutes on
     2 CPU cores)."""
 
     seed: int = 0
@@ -53,6 +54,12 @@ class BuildConfig:
     heldout_programs: int = 300
     induction_inputs: int = 4
     """Inputs per induction task (the tiny-cpu preset's selfplay.induction_inputs)."""
+    scratchpad: str = "values"
+    """What solvers' scratchpads show of a run (azr.base.scratchpad): `values` (the variables' values,
+    line by line: the shipped model) or `steps` (each computing line of `f` also with its values put
+    in its expression)."""
+    scratchpad_chars: int = SCRATCHPAD_CHARS
+    """Longest scratchpad (an abduction attempt: half); a longer one is cut with `...`."""
     vocab_size: int = 4096
     hidden_size: int = 256
     layers: int = 6
@@ -93,7 +100,9 @@ def build(out: Path, config: BuildConfig, say: Callable[[str], None] = print) ->
             executor, config.seed + 1_000_003, config.heldout_programs,
             induction_inputs=config.induction_inputs, exclude=seen,
         )  # fmt: skip
-        pads = scratchpads(executor, train.triplets, random.Random(config.seed + 1))
+        pads = scratchpads(
+            executor, train.triplets, random.Random(config.seed + 1), config.scratchpad, config.scratchpad_chars
+        )
     _write_heldout(out / "heldout.jsonl", heldout)
     write_program_keys(out / PROGRAM_KEYS, train)
     texts = transcripts(train, random.Random(config.seed), pads=pads)
@@ -101,7 +110,7 @@ def build(out: Path, config: BuildConfig, say: Callable[[str], None] = print) ->
         "train_triplets": len(train.triplets), "train_induction": len(train.inductions),
         "heldout_triplets": len(heldout.triplets), "heldout_induction": len(heldout.inductions),
         "transcripts": len(texts), "max_output_chars": MAX_OUTPUT_CHARS,
-        "scratchpad_chars": SCRATCHPAD_CHARS,
+        "scratchpad": config.scratchpad, "scratchpad_chars": config.scratchpad_chars,
         "scratchpads_cut": sum(pad.endswith("...") for pad in pads),
         "mean_scratchpad_chars": round(sum(map(len, pads)) / max(1, len(pads)), 1),
     }  # fmt: skip

@@ -5,13 +5,7 @@ Tasks pass through the same Validator as self-play proposals (sandboxed runs, tw
 the base model learns from exactly the kind of task it will later propose and solve. The held-out
 set comes from another seed and shares no normalised program with the training tasks.
 
-Solvers think before they answer (the compact template's scratchpad after `<T>`), and the
-transcripts put there what a person would write, recorded by the sandbox's trace mode
-(azr.executor.trace): for deduction the values the variables take as the program runs
-(`x=4`, `y=7`, `return 14`); for abduction a candidate input and its run the same way, half the
-time after a wrong candidate whose run ends elsewhere (so a guess is checked, and a failed check
-followed by another guess). Induction's scratchpad stays empty. A trace longer than
-SCRATCHPAD_CHARS is cut with `...`: past it the model answers without the rest written out.
+Solvers think before they answer: their transcripts carry a scratchpad (azr.base.scratchpad).
 """
 
 from __future__ import annotations
@@ -20,10 +14,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from azr.base.ordinary import WORDS
-from azr.base.programs import INT, LIST, STR, Program, draw_input, generate
-from azr.executor import ExecRequest, ExecResult, Executor, NotPlainData, parse_arguments
-from azr.executor.trace import CUT
+from azr.base.programs import Program, draw_input, generate
+from azr.executor import Executor
 from azr.prompts.compact import CompactTemplate
 from azr.tasks import InductionProposal, InductionTask, TaskType, TripletProposal, TripletTask
 from azr.tasks.programs import normalized
@@ -100,73 +92,6 @@ def _distinct_inputs(program: Program, count: int, rng: random.Random) -> list[s
         if len(inputs) == count:
             break
     return inputs
-
-
-SCRATCHPAD_CHARS = 120
-"""Longest scratchpad written (an abduction attempt: half of it); a longer trace is cut with `...`."""
-TRACE_EVENTS = 32
-WRONG_FIRST = 0.5
-"""How often an abduction scratchpad starts with a wrong candidate."""
-
-
-def scratchpads(executor: Executor, triplets: list[TripletTask], rng: random.Random) -> list[str]:
-    """What each triplet's solver writes before answering: traces of runs (see the module's docstring)."""
-    requests = [ExecRequest(t.program, t.input, trace=TRACE_EVENTS) for t in triplets]
-    wrong: dict[int, int] = {}
-    for index, task in enumerate(triplets):
-        if task.task_type == TaskType.ABDUCTION and rng.random() < WRONG_FIRST:
-            candidate = _another_input(task.input, rng)
-            if candidate is not None and candidate != task.input:
-                wrong[index] = len(requests)
-                requests.append(ExecRequest(task.program, candidate, trace=TRACE_EVENTS))
-    results = executor.run_batch(requests)
-    pads = []
-    for index, task in enumerate(triplets):
-        if task.task_type == TaskType.DEDUCTION:
-            pads.append(written(results[index], SCRATCHPAD_CHARS))
-            continue
-        attempts = [written(results[index], SCRATCHPAD_CHARS // 2)]
-        other = results[wrong[index]] if index in wrong else None
-        if other is not None and other.ok and other.output != task.output and other.trace:
-            attempts.insert(0, written(other, SCRATCHPAD_CHARS // 2))
-        pads.append("\n".join(attempts))
-    return pads
-
-
-def written(result: ExecResult, limit: int) -> str:
-    """A traced run as a person writes it down: `name=value` lines, `return value`, cut at `limit`."""
-    lines = []
-    for event in result.trace:
-        line = (
-            CUT
-            if event.name == CUT
-            else f"return {event.value}"
-            if event.name == "return"
-            else f"{event.name}={event.value}"
-        )
-        if sum(len(x) + 1 for x in lines) + len(line) > limit:
-            lines.append(CUT)
-            break
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _another_input(text: str, rng: random.Random) -> str | None:
-    """An input of the same types as `text`, drawn afresh (a wrong first guess, usually)."""
-    try:
-        arguments = parse_arguments(text)
-    except NotPlainData:
-        return None
-    kinds = [_kind(value) for value in arguments.args]
-    if arguments.kwargs or None in kinds:
-        return None
-    return ", ".join(draw_input(kind, rng) for kind in kinds)  # type: ignore[arg-type]
-
-
-def _kind(value: object) -> str | None:
-    if type(value) is list:
-        return WORDS if value and all(type(e) is str for e in value) else LIST
-    return {int: INT, str: STR}.get(type(value))
 
 
 def transcripts(tasks: TaskSet, rng: random.Random, references: int = 2, pads: list[str] | None = None) -> list[str]:
