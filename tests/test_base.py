@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from azr.base.corpus import make_tasks, transcripts
 from azr.base.programs import draw_input, generate
 from azr.base.scratchpad import SCRATCHPAD_CHARS, scratchpads
+from azr.prompts import get_template
 from azr.prompts.compact import CompactTemplate
 from azr.tasks import TaskType, TripletProposal, TripletTask
 from azr.tasks.programs import check_program, normalized
@@ -175,9 +176,11 @@ def test_the_embedded_model_loads_through_from_pretrained():
     policy = Policy(config.model)
     assert str(policy.path) == str(model_path())
     greedy = Sampling(temperature=0.0, max_new_tokens=48, stop=("<E>",))
-    prompt = "<D>def f(x):\n    y = x + 1\n    return y * 2<I>2<T>"  # it thinks, then answers
+    prompt = "<D>def f(s):\n    return s.upper()<I>'hello'<T>"
     [[completion]] = TransformersGenerator(policy, config.generation).generate([prompt], 1, greedy, 0)
-    assert completion.finished and completion.text.endswith("<O>6<E>"), completion.text
+    # it thinks (the run written down, from the argument's binding), then answers after <O>
+    assert completion.finished and completion.text.startswith("s='hello'\n"), completion.text
+    assert get_template("compact", think=True).parse_answer(TaskType.DEDUCTION, completion.text).text
     assert heldout_path() is not None
 
 
