@@ -33,7 +33,6 @@ SCRATCHPAD_CHARS = 120
 """The default limit: with the embedded model's tokenizer a scratchpad and its answer then fit in
 128 new tokens. Worked steps are longer (at 120, 43% of them are cut against 10% of `values`):
 they want a larger limit and `generation.max_new_tokens`."""
-"""Longest scratchpad written (an abduction attempt: half of it); a longer trace is cut with `...`."""
 TRACE_EVENTS = 32
 WRONG_FIRST = 0.5
 """How often an abduction scratchpad starts with a wrong candidate."""
@@ -61,10 +60,10 @@ def scratchpads(
     results = executor.run_batch(requests)
     pads = []
     for index, task in enumerate(triplets):
-        if task.task_type == TaskType.DEDUCTION:
-            pads.append(written(results[index], limit, task.program if style == "steps" else None))
-            continue
         program = task.program if style == "steps" else None
+        if task.task_type == TaskType.DEDUCTION:
+            pads.append(written(results[index], limit, program))
+            continue
         attempts = [written(results[index], limit // 2, program)]
         other = results[wrong[index]] if index in wrong else None
         if other is not None and other.ok and other.output != task.output and other.trace:
