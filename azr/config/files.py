@@ -158,8 +158,18 @@ def _describe(section: Any, indent: str) -> list[str]:
         if nested:
             lines += [f"{indent}{spec.name}:\n", *_describe(value, indent + "  ")]
         else:
-            lines.append(f"{indent}{spec.name}: {json.dumps(value)}\n")  # JSON is YAML's flow style
+            lines.append(f"{indent}{spec.name}: {_scalar(value)}\n")
     return lines
+
+
+def _scalar(value: Any) -> str:
+    """A value as YAML any loader reads back alike: JSON (YAML's flow style), but a float's exponent
+    after a point (YAML 1.1 loaders such as PyYAML read `3e-05` as a string, `3.0e-05` as a float)."""
+    text = json.dumps(value)
+    if isinstance(value, float) and "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
 
 
 def _field_docs(cls: type) -> dict[str, str]:
