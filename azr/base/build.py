@@ -33,7 +33,7 @@ from azr.base.scratchpad import SCRATCHPAD_CHARS, scratchpads
 from azr.executor import Executor, ExecutorConfig
 from azr.prompts.compact import MARKERS
 from azr.tasks import TaskType, TripletTask
-from azr.tasks.programs import normalized, program_key
+from azr.tasks.programs import entry_function, normalized, program_key
 from azr.tasks.registry import PAPER
 from azr.tasks.seeds import export_row
 
@@ -292,7 +292,8 @@ def statements(program: str) -> int:
         tree = ast.parse(program)
     except SyntaxError:
         return 0
-    return next((len(node.body) for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "f"), 0)
+    f = entry_function(tree)
+    return len(f.body) if f is not None else 0
 
 
 def _flip(task: TripletTask) -> TripletTask:

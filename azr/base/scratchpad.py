@@ -26,6 +26,7 @@ from azr.base.programs import INT, LIST, STR, draw_input
 from azr.executor import ExecRequest, ExecResult, Executor, NotPlainData, TraceEvent, parse_arguments
 from azr.executor.trace import CUT
 from azr.tasks import TaskType, TripletTask
+from azr.tasks.programs import entry_function
 
 STYLES = ("values", "steps")
 
@@ -109,7 +110,7 @@ class _Steps:
             tree = ast.parse(program)
         except SyntaxError:
             return
-        f = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "f"), None)
+        f = entry_function(tree)
         if f is None:
             return
         self.lines = range(f.lineno, (f.end_lineno or f.lineno) + 1)

@@ -353,7 +353,7 @@ def _metrics(play, proposed, validations, forms, stored, rollouts, solved, traje
                 forms_or_texts = {form if isinstance(form, str) else task.program for task, form in valid}
                 metrics[f"propose/{name}/distinct_programs"] = len(forms_or_texts)
                 known = play.validator.config.known_programs
-                if known and any(e.label == "python" for e in family(task_type).propose_fields):
+                if known and family(task_type).writes_program:
                     keys = [form_key(form) for _, form in valid if isinstance(form, str)]
                     # of the valid ones: with selfplay.reject_copies they are rejected/copy instead
                     metrics[f"propose/{name}/copies"] = _mean([key in known for key in keys])

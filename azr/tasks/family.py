@@ -146,6 +146,12 @@ class TaskFamily(ABC):
     solve_fields: tuple[Expect, ...]
     """What a solver's completion holds."""
 
+    @property
+    def writes_program(self) -> bool:
+        """Its proposers write the program (deduction, abduction, math), rather than being shown one
+        (induction)."""
+        return any(e.label == "python" for e in self.propose_fields)
+
     # -- the proposer ----------------------------------------------------------------------------
 
     @abstractmethod

@@ -112,6 +112,11 @@ def check_program(source: str, config: FilterConfig = FilterConfig()) -> Program
             return _TOO_DEEP
 
 
+def entry_function(tree: ast.Module) -> ast.FunctionDef | None:
+    """The program's top-level `def f`, the function a task calls."""
+    return next((node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "f"), None)
+
+
 def _check(source: str, config: FilterConfig) -> ProgramCheck:
     if len(source) > config.max_program_chars:
         return ProgramCheck(Rejection.SYNTAX, f"program is longer than {config.max_program_chars} characters")
@@ -121,7 +126,7 @@ def _check(source: str, config: FilterConfig) -> ProgramCheck:
         return ProgramCheck(Rejection.SYNTAX, f"{error.msg} (line {error.lineno})")
     except (ValueError, RecursionError, MemoryError) as error:
         return ProgramCheck(Rejection.SYNTAX, str(error) or type(error).__name__)
-    if not any(isinstance(node, ast.FunctionDef) and node.name == "f" for node in tree.body):
+    if entry_function(tree) is None:
         return ProgramCheck(Rejection.NO_F, "no top-level `def f`")
     try:
         banned = _banned_use(tree, source, config)

@@ -129,8 +129,11 @@ class Validator:
         runs = kind.check(proposal, rules)
         if isinstance(runs, Validation):
             return runs
-        writes_program = any(e.label == "python" for e in kind.propose_fields)
-        if writes_program and self.config.reject_copies and program_key(runs.program) in self.config.known_programs:
+        if (
+            kind.writes_program
+            and self.config.reject_copies
+            and program_key(runs.program) in self.config.known_programs
+        ):
             return Validation(None, Rejection.COPY, "the program is one of the model's pretraining programs")
         return _Pending(index, proposal, runs)
 
