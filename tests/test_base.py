@@ -110,13 +110,27 @@ def test_worked_steps_put_the_values_in_each_expression(sandbox):
         "x=-3", "s='a'",
         "y = -3 * 2 + 1 = -5",
         "t=0",  # a constant: nothing to work
-        "c='a'", "t = 0 + -5 = -5",
+        "c='a'", "t = 0 + (-5) = -5",
         "z=-5",  # a bare name: nothing to work
         "v=-5", "return -6",  # the helper's run: values only
         "return len('a'.upper()) + helper(-5) = -5",
     ]  # fmt: skip
     (values,) = scratchpads(sandbox, [task], random.Random(0))
     assert values.split("\n")[2:4] == ["y=-5", "t=0"]
+    # the program's own spelling (no extra parentheses around a generator), parentheses only where a
+    # value would read otherwise, a name a comprehension binds left as written
+    program = (
+        "def f(x):\n    n = sum(1 for c in str(x) if c != '1')\n    c = n - 3\n"
+        "    p = c ** 2 + c.bit_length()\n    return [c for c in range(p)][-1] - c"
+    )
+    (pad,) = scratchpads(sandbox, [TripletTask(TaskType.DEDUCTION, program, "12", "-1")], random.Random(0), "steps")
+    assert pad.split("\n") == [
+        "x=12",
+        "n = sum(1 for c in str(12) if c != '1') = 1",
+        "c = 1 - 3 = -2",
+        "p = (-2) ** 2 + (-2).bit_length() = 6",
+        "return [c for c in range(6)][-1] - c = 7",
+    ]
     with pytest.raises(ValueError, match="values, steps"):
         scratchpads(sandbox, [task], random.Random(0), style="prose")
 

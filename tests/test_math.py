@@ -145,6 +145,18 @@ def test_gradient_is_minus_advantage_over_tokens():
     assert logp.grad[0].tolist() == pytest.approx([-1.5, -1.5])  # d/dlogp of -A * ratio / 2
 
 
+def test_token_weights_by_hand():
+    """optim.scratchpad_weight: A = -1, ratio 1, weights [0, 0.5, 1] on 3 tokens -> terms 0, 0.5, 1,
+    token mean 0.5 (the divisor stays 3); the gradient is -A * weight / 3 per token."""
+    logp = torch.tensor([[-1.0, -2.0, -0.5]], dtype=torch.float64, requires_grad=True)
+    weights = t([0.0, 0.5, 1.0])
+    terms = policy_loss(logp, logp.detach(), torch.tensor([-1.0], dtype=torch.float64), t([1, 1, 1]),
+                        token_weights=weights)  # fmt: skip
+    assert terms.loss.item() == pytest.approx(0.5)
+    terms.loss.backward()
+    assert logp.grad[0].tolist() == pytest.approx([0.0, 0.5 / 3, 1 / 3])
+
+
 def test_kl_and_entropy_terms():
     logp = t([0.0, 0.0])
     ref = t([math.log(2), 0.0])  # k3: exp(d) - d - 1 = 2 - ln 2 - 1 on token 1, 0 on token 2

@@ -188,6 +188,9 @@ def test_compact_with_a_scratchpad():
     assert "no <O> after the scratchpad" in template.parse_answer(D, "7<E><O>7").reason
     assert "cut off" in template.parse_answer(D, "x=1<O>7").reason
     assert "unexpected marker <I>" in template.parse_answer(D, "x<O>1<I>2<E>").reason
+    # the marker that ends the scratchpad (what optim.scratchpad_weight weighs is before it)
+    assert [template.answer_marker(t) for t in (D, A, N)] == ["<O>", "<I>", "<P>"]
+    assert compact().answer_marker(D) is None and paper().answer_marker(D) is None
 
 
 # -- fuzzing: parsing never raises -----------------------------------------------------------------

@@ -155,3 +155,17 @@ def test_reused_rollouts_and_the_prompt_baseline(play):
     proposers = [s for s in result.trained if s.role is Role.PROPOSE]
     assert {s.group for s in proposers} == {(t.value, "propose") for t in (D, A, N)}
     assert [round(s.advantage, 4) for s in proposers if s.task_type == D] == [1.0, -1.0]
+
+
+def test_a_solvers_scratchpad_is_the_completion_before_its_answers_marker():
+    from azr.selfplay.step import _trajectory
+
+    def trajectory(role, ids, marker):
+        completion = Completion((1,), ids, "", True)
+        return _trajectory(role, D, completion, 0.0, "task", "prompt", marker)
+
+    assert trajectory(Role.SOLVE, (5, 6, 99, 7, 8), 99).scratchpad == 2
+    assert trajectory(Role.SOLVE, (99, 7), 99).scratchpad == 0  # an empty scratchpad
+    assert trajectory(Role.SOLVE, (5, 6, 7), 99).scratchpad == 0  # no answer: all of it counts
+    assert trajectory(Role.SOLVE, (5, 6, 99), None).scratchpad == 0  # a template without one
+    assert trajectory(Role.PROPOSE, (5, 6, 99), None).scratchpad == 0

@@ -123,6 +123,7 @@ def test_a_failed_start_does_not_lock_the_run_directory(tmp_path):
         (["eval.bench=cruxeval=/nonexistent.jsonl"], "eval.bench: no file /nonexistent.jsonl"),
         (["eval.bench=humaneval"], "eval.bench: humaneval is a code benchmark"),
         (["optim.tis_cap=0.5"], "optim.tis_cap must be 0 (off) or >= 1"),
+        (["optim.scratchpad_weight=1.5"], "optim.scratchpad_weight must be between 0 and 1"),
         (["generation.backend=sglang"], "generation.backend must be one of transformers, transformers-cb, vllm"),
         (["generation.backend=vllm", "generation.top_p=0.9"], "generation.top_p must be 1 with vLLM"),
         (["generation.backend=vllm-server"], "needs generation.server_url=http://HOST:PORT"),
@@ -243,6 +244,23 @@ def test_a_positive_advantage_makes_its_response_more_likely(policy):
     Updater(policy, config).update([up, down], seed=0)
     assert logprob(up) > before[0] and logprob(down) < before[1]
     policy.model.load_state_dict(initial)
+
+
+def test_the_scratchpad_weight_spares_a_wrong_answers_steps(policy):
+    """optim.scratchpad_weight=0: a wrong answer (negative advantage) pushes down only its answer's
+    tokens, a right one reinforces all of its own; the update's gradient is that of the loss with
+    the scratchpad's tokens weighted 0."""
+    up, down = _samples(policy, 2)
+    up = dataclasses.replace(up, ids=(21, 22, 23, 24), advantage=1.0, scratchpad=2)
+    down = dataclasses.replace(down, ids=(31, 32, 33, 34, 35), advantage=-1.0, scratchpad=3)
+    config = Config().optim
+    config.scratchpad_weight = 0.0
+    updater = Updater(policy, config)
+    batch = policy.batch([up.prompt_ids, down.prompt_ids], [up.ids, down.ids])
+    weights = updater._token_weights([up, down], batch.completion_mask)
+    assert weights.tolist() == [[1.0] * batch.completion_mask.shape[1], [0.0] * 3 + [1.0] * (weights.shape[1] - 3)]
+    config.scratchpad_weight = 1.0
+    assert Updater(policy, config)._token_weights([up, down], batch.completion_mask) is None
 
 
 def test_learnability_rollouts_are_sampled_not_greedy(policy, sandbox):

@@ -45,19 +45,19 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", *MARKERS]
 
 @dataclass
 class BuildConfig:
-    """How the embedded model is built. The defaults make the shipped model (about 40 minutes on
-    2 CPU cores)."""
+    """How the embedded model is built. The defaults make the shipped model (about an hour on 2 CPU
+    cores)."""
 
     seed: int = 0
-    programs: int = 40_000
+    programs: int = 50_000
     """Training programs (each gives 1-3 triplets, or one induction task)."""
     heldout_programs: int = 300
     induction_inputs: int = 4
     """Inputs per induction task (the tiny-cpu preset's selfplay.induction_inputs)."""
-    scratchpad: str = "values"
-    """What solvers' scratchpads show of a run (azr.base.scratchpad): `values` (the variables' values,
-    line by line: the shipped model) or `steps` (each computing line of `f` also with its values put
-    in its expression)."""
+    scratchpad: str = "steps"
+    """What solvers' scratchpads show of a run (azr.base.scratchpad): `steps` (each computing line of
+    `f` also with its values put in its expression: the shipped model) or `values` (the variables'
+    values, line by line)."""
     scratchpad_chars: int = SCRATCHPAD_CHARS
     """Longest scratchpad (an abduction attempt: half); a longer one is cut with `...`."""
     vocab_size: int = 4096
@@ -70,7 +70,7 @@ class BuildConfig:
     """Tokens per training sequence; transcripts are packed (a few proposals run longer and wrap)."""
     steps: int = 0
     """Optimizer steps; 0: as many as `epochs` passes over the corpus take."""
-    epochs: float = 1.0
+    epochs: float = 1.2
     batch_size: int = 32
     """Sequences of `context` tokens per optimizer step."""
     lr: float = 1.5e-3
@@ -80,8 +80,8 @@ class BuildConfig:
     """bfloat16 autocast (about 1.6x faster on CPU; the weights stay float32)."""
     eval_proposals: int = 64
     """Proposals per type sampled to measure the valid-proposal rate."""
-    eval_max_new_tokens: int = 128
-    """Longest answer or proposal when scoring (azr eval's default)."""
+    eval_max_new_tokens: int = 192
+    """Longest answer or proposal when scoring (azr eval's default for reasoning benchmarks)."""
 
 
 def build(out: Path, config: BuildConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -302,6 +302,13 @@ def _flip(task: TripletTask) -> TripletTask:
     return TripletTask(other, task.program, task.input, task.output, task.imports, task.step, task.source)
 
 
+_STYLES = {
+    "values": "the values the variables take (`x=4`, `y=7`, `return 14`)",
+    "steps": "each line that computes a value worked out with the values put in its expression "
+    "(`x=4`, `y = 4 + 3 = 7`, `return 7 * 2 = 14`)",
+}
+
+
 def model_card(report: dict[str, Any]) -> str:
     c, d, p, h = report["config"], report["data"], report["pretraining"], report["heldout"]
     return f"""# The embedded base model
@@ -321,8 +328,8 @@ written as {d["transcripts"]:,} transcripts of all six (role, task type) pairs i
 template ({p["tokens_in_corpus"]:,} tokens).
 
 **Solvers think before they answer.** A solver's transcript has a scratchpad after `<T>`, then its
-answer: for deduction the values the program's variables take as it runs, recorded by the
-sandbox's trace mode (`x=4`, `y=7`, `return 14`); for abduction a candidate input and its run, half
+answer: for deduction the program's run as the sandbox's trace mode records it,
+{_STYLES[c["scratchpad"]]}; for abduction a candidate input and its run, half
 the time after a wrong candidate whose run ends elsewhere; induction's is empty. Scratchpads are cut
 at {d["scratchpad_chars"]} characters with `...` ({d["scratchpads_cut"]:,} were; mean
 {d["mean_scratchpad_chars"]} characters).
@@ -342,7 +349,8 @@ Qwen2 architecture, {p["parameters"]:,} parameters: hidden {c["hidden_size"]}, {
 {p["steps"]} steps of {c["batch_size"]} x {c["context"]} tokens ({p["tokens_trained"]:,} tokens, {p["epochs"]} epochs),
 AdamW lr {c["lr"]} (warm-up {c["warmup_steps"]}, cosine to a tenth), weight decay {c["weight_decay"]},
 bfloat16 autocast: {p["seconds"]} s at {p["tokens_per_second"]:,} tokens/s on this machine. Final loss
-{p["loss"][-1][1]}.
+{p["loss"][-1][1]}. The whole build (tasks and traces, tokenizer, pretraining, scores) took
+{report["build_seconds"]} s.
 
 ## Held-out scores
 Greedy pass@1: {", ".join(f"{k} {v:.3f}" for k, v in h["pass@1_greedy"].items())}.

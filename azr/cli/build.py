@@ -13,20 +13,20 @@ def register(commands: Any) -> None:
     command = add_command(
         commands,
         "build-base-model",
-        help="build the embedded tiny code model from a seed (about 40 minutes on 2 CPU cores)",
+        help="build the embedded tiny code model from a seed (about an hour on 2 CPU cores)",
         description="Generate programs, make them tasks through the sandbox, train a tokenizer, pretrain a small "
         "Qwen2 model on the tasks' transcripts, score it on held-out tasks and write a model card. The shipped "
         "model is the output of the defaults.",
     )
     command.add_argument("--out", required=True, metavar="DIR", help="where the model directory goes")
     command.add_argument("--seed", type=int, default=0)
-    command.add_argument("--programs", type=int, help="training programs (default 40000)")
+    command.add_argument("--programs", type=int, help="training programs (default 50000)")
     command.add_argument("--steps", type=int, help="pretraining steps (default: one pass over the corpus)")
     command.add_argument(
         "--scratchpad",
         choices=["values", "steps"],
-        help="what solvers' scratchpads show of a run: the variables' values line by line (values, the default) "
-        "or worked steps, each computing line with its values put in (steps)",
+        help="what solvers' scratchpads show of a run: worked steps, each computing line with its values put in "
+        "(steps, the default), or the variables' values line by line (values)",
     )
     command.add_argument("--quick", action="store_true", help="a small build in a minute, to check the pipeline")
     command.set_defaults(handler=run)

@@ -49,7 +49,7 @@ def register(commands: Any) -> None:
     command.add_argument("--samples", type=int, default=1, help="answers per problem (pass@1 is their mean)")
     command.add_argument("--k", default="1", help="comma-separated k of pass@k, each <= --samples (default: 1)")
     command.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
-    command.add_argument("--max-new-tokens", type=int, help="(default: 128 for reasoning tasks, 512 for code, math)")
+    command.add_argument("--max-new-tokens", type=int, help="(default: 192 for reasoning tasks, 512 for code, math)")
     command.add_argument(
         "--limit", type=int, help="the first N problems of each benchmark (of each kind for seed files)"
     )
@@ -177,7 +177,7 @@ class _Model:
 
     def max_new_tokens(self, kind: str) -> int:
         """--max-new-tokens, else by kind: an output or an input is short, a program or a derivation not."""
-        return self.args.max_new_tokens or (128 if kind == "reasoning" else 512)
+        return self.args.max_new_tokens or (192 if kind == "reasoning" else 512)
 
     def complete(self, benchmark: Any) -> list[list[str]]:
         from azr.engine.generation import Sampling

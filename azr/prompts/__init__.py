@@ -53,6 +53,11 @@ class Template(ABC):
     def read(self, expected: Sequence[Expect], completion: str) -> Fields | FormatError:
         """The fields of a completion (an Ask's `answer`), each as many times as expected; else why not."""
 
+    def answer_marker(self, task_type: str) -> str | None:
+        """The marker between a solver's scratchpad and its answer, where the template gives solvers
+        one and the marker is one token of the model's (for optim.scratchpad_weight); else None."""
+        return None
+
     # -- every family's prompts, through its Ask ---------------------------------------------------
 
     def propose_ask(self, task_type: str, references: Sequence[Task]) -> Ask:

@@ -88,6 +88,9 @@ class CompactTemplate(Template):
                 return FormatError(f"expected {layout}, found {n} {marker(e.label)} markers")
         return found
 
+    def answer_marker(self, task_type: str) -> str | None:
+        return marker(family(task_type).solve_fields[0].label) if self.think else None
+
     def parse_answer(self, task_type: str, completion: str) -> Answer | FormatError:
         """Read a solver's completion; with `think`, from its answer's marker on."""
         if self.think:

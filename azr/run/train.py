@@ -303,10 +303,13 @@ def _selfplay(
         known_programs=_program_keys(config, policy),
         reject_copies=s.reject_copies,
     )
+    template = template_for(s.template, policy.tokenizer, n_inputs=s.induction_inputs)
+    added = policy.tokenizer.get_added_vocab()
+    markers = {t: template.answer_marker(t) for t in s.task_types}
     return SelfPlay(
         config,
         make_generator(policy, config.generation),
-        template_for(s.template, policy.tokenizer, n_inputs=s.induction_inputs),
+        template,
         store,
         Validator(executor, validation, seed=config.train.seed),
         Verifier(
@@ -319,5 +322,6 @@ def _selfplay(
         ),
         updater,
         chat=policy.tokenizer if config.model.chat_template else None,
+        answer_markers={t: added[m] for t, m in markers.items() if m is not None and m in added},
         world=world,
     )

@@ -9,7 +9,8 @@ Optional, off by default as in the paper: a KL penalty to a reference policy (th
 `exp(ref - logp) - (ref - logp) - 1`, unbiased and never negative), an entropy bonus, and
 truncated importance sampling (TIS, Yao et al. 2025): when the sampler's log-probabilities differ
 from the trainer's (another engine, other kernels), each token's policy term is weighted by
-`min(exp(logp_old - logp_sampler), C)`, a constant of the gradient.
+`min(exp(logp_old - logp_sampler), C)`, a constant of the gradient; and a weight per token on
+the policy term (a wrong answer's scratchpad pushed down less: optim.scratchpad_weight).
 
 `token_count` lets gradient accumulation give the same gradient as one big batch: each
 micro-batch divides by the token count of the whole mini-batch, not its own. Given per sequence,
@@ -52,12 +53,14 @@ def policy_loss(
     entropy_coef: float = 0.0,
     sampler_logprobs: torch.Tensor | None = None,
     tis_cap: float = 0.0,
+    token_weights: torch.Tensor | None = None,
 ) -> LossTerms:
     """The loss of a (micro-)batch.
 
     logprobs, old_logprobs, ref_logprobs, entropy, mask: [batch, tokens]; advantages: [batch].
     `mask` is 1 on response tokens. `token_count`: the divisor of the token mean (default: this
-    batch's response tokens), or one per sequence [batch].
+    batch's response tokens), or one per sequence [batch]. `token_weights` [batch, tokens]: a weight
+    on each token's policy term (optim.scratchpad_weight); the divisor is unchanged.
     """
     mask = mask.to(logprobs.dtype)
     if isinstance(token_count, torch.Tensor):
@@ -76,6 +79,8 @@ def policy_loss(
         sampler_diff = (gap.abs() * weight).sum().item()
         if tis_cap:
             per_token = per_token * torch.clamp(torch.exp(gap), max=tis_cap)
+    if token_weights is not None:
+        per_token = per_token * token_weights.to(per_token.dtype)
     policy = (per_token * weight).sum()
     loss = policy
     kl_value = 0.0

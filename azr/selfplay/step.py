@@ -28,7 +28,8 @@ Deviations from the paper and the authors' code, and where each one lives:
   the N_mc rollouts of stage 3 too (the paper discards them, ~80% of the tokens it generates);
   `selfplay.partial_credit` rewards an induction answer with the fraction of hidden pairs it gets;
   `selfplay.baseline=prompt` uses a per-prompt (GRPO-style) baseline for them;
-  `selfplay.advantage_stats=token` weighs responses by length (as the authors' code does).
+  `selfplay.advantage_stats=token` weighs responses by length (as the authors' code does);
+  `optim.scratchpad_weight` weighs the scratchpad of a wrong answer's solver less than its answer.
 - A buffer that is still empty (a model that cannot yet write a valid task of that type) skips
   that type's solver batch for the step instead of stopping the run.
 - No completion can end the run: each stage handles its samples one at a time under a guard
@@ -86,6 +87,9 @@ class SelfPlay:
     """None: no update (evaluation, or tests of the other stages)."""
     chat: Any = None
     """A tokenizer with a chat template, for instruct models (model.chat_template)."""
+    answer_markers: dict[str, int] = field(default_factory=dict)
+    """Per task type, the token that ends a solver's scratchpad (Template.answer_marker), where the
+    model has it as one token: what optim.scratchpad_weight weighs is the completion before it."""
     world: World = field(default_factory=World)
     """The ranks sharing the step (azr.engine.distributed): rank 0 holds `store` (None elsewhere)
     and makes every draw; each rank generates, validates and judges its share."""
@@ -182,13 +186,13 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
 
     # 5. ADVANTAGES: format shaping (Eq. 6), then TRR++ (Eq. 8), on every rank's samples at once
     trajectories = [
-        _trajectory(Role.PROPOSE, p.task_type, p.completion, reward, cfg.baseline, p.prompt)
+        _trajectory(Role.PROPOSE, p.task_type, p.completion, reward, cfg.baseline, p.prompt, None)
         for p, reward in zip(proposed, proposer_rewards, strict=True)
     ]
     solver_rollouts = solved + ([r for task in rollouts for r in task] if cfg.reuse_rollouts else [])
     trajectories += [
         _trajectory(Role.SOLVE, r.task.task_type, r.completion, _solver_reward(r, cfg.reward_shaping,
-                    cfg.partial_credit), cfg.baseline, r.prompt)
+                    cfg.partial_credit), cfg.baseline, r.prompt, play.answer_markers.get(r.task.task_type))
         for r in solver_rollouts
     ]  # fmt: skip
     advantages = group_advantages(
@@ -281,13 +285,17 @@ def _solver_reward(rollout: Solved, shaping: str, partial_credit: bool) -> float
     return shaped(score, not isinstance(rollout.answer, FormatError), shaping)
 
 
-def _trajectory(role: Role, task_type: str, completion: Any, reward: float, baseline: str, prompt: str) -> Trajectory:
+def _trajectory(
+    role: Role, task_type: str, completion: Any, reward: float, baseline: str, prompt: str, answer_marker: int | None
+) -> Trajectory:
     # TRR++: one baseline per (task type, role). GRPO-style (`prompt`): one per solver prompt, the
     # groups the reused rollouts form; proposer prompts never repeat, so proposers keep TRR++'s.
     per_prompt = baseline == "prompt" and role is Role.SOLVE
     group = (task_type, role.value, prompt) if per_prompt else (task_type, role.value)
+    # A completion without the marker has no answer to tell its scratchpad from: all of it counts.
+    scratchpad = completion.ids.index(answer_marker) if answer_marker in completion.ids else 0
     return Trajectory(role, task_type, completion.prompt_ids, completion.ids, reward, group,
-                      sampler_logprobs=completion.logprobs)  # fmt: skip
+                      sampler_logprobs=completion.logprobs, scratchpad=scratchpad)  # fmt: skip
 
 
 def _with_advantage(trajectory: Trajectory, advantage: float) -> Trajectory:

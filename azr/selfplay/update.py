@@ -48,6 +48,9 @@ class Trajectory:
     advantage: float = 0.0
     sampler_logprobs: tuple[float, ...] | None = None
     """The sampler's log-probability of each token, when kept (generation.sampler_logprobs)."""
+    scratchpad: int = 0
+    """How many of the completion's first tokens are a solver's scratchpad (before its answer's
+    marker); 0 without one."""
 
 
 class Updater:
@@ -194,8 +197,19 @@ class Updater:
         return policy_loss(
             logprobs, old_logprobs, advantages, mask, config.clip_ratio, token_count,
             ref_logprobs=reference, kl_coef=config.kl_coef, entropy=entropy, entropy_coef=config.entropy_coef,
-            sampler_logprobs=sampler, tis_cap=config.tis_cap,
+            sampler_logprobs=sampler, tis_cap=config.tis_cap, token_weights=self._token_weights(trajectories, mask),
         )  # fmt: skip
+
+    def _token_weights(self, trajectories: Sequence[Trajectory], mask: torch.Tensor) -> torch.Tensor | None:
+        """optim.scratchpad_weight on the scratchpad tokens of the answers with a negative advantage."""
+        weight = self.config.scratchpad_weight
+        if weight == 1.0 or not any(t.scratchpad and t.advantage < 0 for t in trajectories):
+            return None
+        weights = torch.ones(mask.shape, device=mask.device)
+        for row, t in enumerate(trajectories):
+            if t.advantage < 0:
+                weights[row, : t.scratchpad] = weight
+        return weights
 
     @torch.no_grad()
     def _reference_logprobs(self, batch) -> torch.Tensor:
