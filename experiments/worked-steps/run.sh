@@ -5,7 +5,7 @@
 # ordinary-style probe, task by task; then 4 samples at temperature 1 of the base and each arm.
 #   bash experiments/worked-steps/run.sh OUT_DIR [ARM...]
 # An arm is one or more overrides in one argument, e.g. "optim.scratchpad_weight=0 optim.lr=1e-4".
-#   OLD_MODEL=DIR   also score the model it replaces (azr 0.5's: `git show v0.5.0-model` files)
+#   OLD_MODEL=DIR   also score the model it replaces (azr 0.5's: azr/base/model/* at commit 09fcc75)
 # Each result is skipped when its file exists, so an interrupted run picks up where it stopped.
 # On a 2-core CPU: about 10 minutes a run, 3-8 minutes an evaluation.
 set -euo pipefail
