@@ -140,12 +140,9 @@ class _Steps:
                 return None
             if not isinstance(node.value, (ast.Name, ast.Constant, ast.Call, ast.Attribute, ast.Subscript)):
                 right = f"({right})"
-            before = self.values[event.name]
-            if before.startswith("-") and isinstance(node.op, ast.Pow):
-                before = f"({before})"
-            if right.startswith("-"):
-                right = f"({right})"
-            expression = f"{before} {_OPERATORS[type(node.op)]} {right}"
+            written = ast.BinOp(node.target, node.op, node.value)  # `t += y` worked as `t = t + y`
+            before = _grouped(self.values[event.name], written, written.left)
+            expression = f"{before} {_OPERATORS[type(node.op)]} {_grouped(right, written, written.right)}"
             return f"{event.name} = {expression} = {event.value}" if len(expression) <= STEP_CHARS else None
         return None
 
@@ -196,7 +193,7 @@ def _literal(value: str) -> bool:
     return not any(isinstance(node, ast.Constant) and node.value is Ellipsis for node in ast.walk(tree))
 
 
-def _grouped(value: str, parent: ast.AST | None = None, node: ast.AST | None = None) -> str:
+def _grouped(value: str, parent: ast.AST | None, node: ast.AST) -> str:
     """A value put into an expression in the place of `node` (a child of `parent`), in parentheses
     where it would read otherwise: `-3 ** 2` is -(3 ** 2), `0 - -5` reads badly, `5.bit_length()`
     does not parse."""

@@ -55,7 +55,7 @@ class Template(ABC):
 
     def answer_marker(self, task_type: str) -> str | None:
         """The marker between a solver's scratchpad and its answer, where the template gives solvers
-        one and the marker is one token of the model's (for optim.scratchpad_weight); else None."""
+        one; else None. optim.scratchpad_weight uses it where it is one token of the model's."""
         return None
 
     # -- every family's prompts, through its Ask ---------------------------------------------------
