@@ -29,7 +29,7 @@ import torch
 
 from azr.base import PROGRAM_KEYS
 from azr.base.corpus import MAX_OUTPUT_CHARS, TaskSet, make_tasks, transcripts
-from azr.base.scratchpad import SCRATCHPAD_CHARS, scratchpads
+from azr.base.scratchpad import SCRATCHPAD_CHARS, STYLES, scratchpads
 from azr.executor import Executor, ExecutorConfig
 from azr.prompts.compact import MARKERS
 from azr.tasks import TaskType, TripletTask
@@ -302,13 +302,6 @@ def _flip(task: TripletTask) -> TripletTask:
     return TripletTask(other, task.program, task.input, task.output, task.imports, task.step, task.source)
 
 
-_STYLES = {
-    "values": "the values the variables take (`x=4`, `y=7`, `return 14`)",
-    "steps": "each line that computes a value worked out with the values put in its expression "
-    "(`x=4`, `y = 4 + 3 = 7`, `return 7 * 2 = 14`)",
-}
-
-
 def model_card(report: dict[str, Any]) -> str:
     c, d, p, h = report["config"], report["data"], report["pretraining"], report["heldout"]
     return f"""# The embedded base model
@@ -329,7 +322,7 @@ template ({p["tokens_in_corpus"]:,} tokens).
 
 **Solvers think before they answer.** A solver's transcript has a scratchpad after `<T>`, then its
 answer: for deduction the program's run as the sandbox's trace mode records it,
-{_STYLES[c["scratchpad"]]}; for abduction a candidate input and its run, half
+{STYLES[c["scratchpad"]]}; for abduction a candidate input and its run, half
 the time after a wrong candidate whose run ends elsewhere; induction's is empty. Scratchpads are cut
 at {d["scratchpad_chars"]} characters with `...` ({d["scratchpads_cut"]:,} were; mean
 {d["mean_scratchpad_chars"]} characters).

@@ -27,7 +27,12 @@ from azr.executor.trace import CUT
 from azr.tasks import TaskType, TripletTask
 from azr.tasks.programs import entry_function
 
-STYLES = ("values", "steps")
+STYLES = {
+    "values": "the values the variables take (`x=4`, `y=7`, `return 14`)",
+    "steps": "each line that computes a value worked out with the values put in its expression "
+    "(`x=4`, `y = 4 + 3 = 7`, `return 7 * 2 = 14`)",
+}
+"""The styles of a deduction scratchpad, each as the model card describes it."""
 
 SCRATCHPAD_CHARS = 240
 """The default limit. With the embedded model's tokenizer, worked steps at 240 characters take 56
