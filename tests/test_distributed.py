@@ -60,6 +60,7 @@ def test_two_ranks_update_as_one_process(one_rank, one_rank_per_group, tmp_path,
         assert max(float((one_rank["state"][k] - token["state"][k]).abs().max()) for k in token["state"]) > 1e-6
     assert one_rank["state"].keys() == two["state"].keys()
     for name, expected in one_rank["state"].items():
+        print(name, float((two["state"][name] - expected).abs().max()))
         torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)
     moved = max(float((one_rank["state"][k] - one_rank["initial"][k]).abs().max()) for k in one_rank["state"])
     assert moved > 1e-4  # the updates did something to compare
@@ -86,6 +87,7 @@ def test_two_machines_update_as_one_process(one_rank, tmp_path):
         assert machine.wait(timeout=300) == 0, machine.stderr.read()[-4000:]
     two = torch.load(tmp_path / "result.pt", weights_only=False)
     for name, expected in one_rank["state"].items():
+        print(name, float((two["state"][name] - expected).abs().max()))
         torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)
 
 
@@ -137,8 +139,11 @@ def test_a_self_play_step_on_two_ranks_is_the_step_of_one(tmp_path):
     assert {1.0, -0.5, -1.0} <= rewards  # right, wrong and malformed, valid and invalid all happened
     for ours, theirs in zip(two["metrics"], one["metrics"], strict=True):  # the update's sums in another order
         assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-7)
+    # Two Adam steps at lr <= 6.7e-4 move a weight by up to about 1e-3 (Adam's step is about lr
+    # whatever the gradient's scale). float32 sums in another order reached 2.0e-6 on an AMD EPYC
+    # VM (under 2e-6 on earlier machines); 1e-5 stays two orders of magnitude under a step.
     for name, expected in one["state"].items():
-        torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)
+        torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=1e-5, msg=name)
 
 
 def test_each_rank_generates_on_its_own_copy(tmp_path):

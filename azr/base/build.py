@@ -45,8 +45,9 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", *MARKERS]
 
 @dataclass
 class BuildConfig:
-    """How the embedded model is built. The defaults make the shipped model's recipe: about 2.5 hours
-    on 2 CPU cores, under 10 minutes with `device="cuda"` (the shipped weights were pretrained so)."""
+    """How the embedded model is built. The defaults are the shipped model's recipe: about 2.5 hours on
+    2 CPU cores, of which 20 minutes of corpus; `device="cuda"` pretrains in minutes (the shipped
+    weights were pretrained so)."""
 
     seed: int = 0
     programs: int = 50_000
@@ -85,9 +86,9 @@ class BuildConfig:
     eval_max_new_tokens: int = 192
     """Longest answer or proposal when scoring (azr eval's default for reasoning benchmarks)."""
     device: str = "cpu"
-    """Where pretraining and scoring run: `cpu` (the shipped model; a seed gives the same weights on
-    the same torch build and thread count) or `cuda` (minutes instead of hours; the weights differ
-    from a CPU build's in the last bits, so the scores do too, within noise)."""
+    """Where pretraining and scoring run: `cpu` (a seed gives the same weights on the same torch build
+    and thread count) or `cuda`/`cuda:N` (minutes instead of hours; the weights differ from a CPU
+    build's in the last bits, and greedy scores by a few tasks: experiments/base-scale)."""
 
 
 @dataclass(frozen=True)
