@@ -3,7 +3,7 @@
 For any string, each entry point that reads model text (or a row of a task file) in our own
 process returns a value or its typed rejection (NotPlainData, False, a FormatError, a ProgramCheck
 rejection, a key) and never raises; it takes time about linear in the string's length, so each
-string of a hostile corpus of about 1 MB is judged within a second; and the CLI answers every line
+string of a hostile corpus of about 1 MB is judged within two seconds; and the CLI answers every line
 made of such strings with one line, never a traceback.
 """
 
@@ -513,13 +513,19 @@ def entry_points(text: str):
         yield lambda task_type=task_type: list(read_rows([row, text], task_type)), ()
 
 
+CORPUS_SECONDS = 2.0
+"""Two seconds, not one: CPython's own parser takes 0.46-0.57 s over the 200 KB of `nested lists`
+on a 2-core AMD EPYC VM, and is_canonical (parse, read, write back) 0.97 s under pytest there. Work
+that grew with the square of these lengths would take minutes."""
+
+
 @pytest.mark.parametrize("name", list(CORPUS))
-def test_the_hostile_corpus_is_judged_within_a_second(name):
+def test_the_hostile_corpus_is_judged_within_two_seconds(name):
     text = CORPUS[name]
     for call, args in entry_points(text):
-        judged(call, *args)
+        judged(call, *args, seconds=CORPUS_SECONDS)
     if "import" in name or "program" in name or "def" in name:  # past the filter's length cap, too
-        judged(check_program, text, FilterConfig(max_program_chars=10 * MB))
+        judged(check_program, text, FilterConfig(max_program_chars=10 * MB), seconds=CORPUS_SECONDS)
 
 
 # -- the CLI, in process ---------------------------------------------------------------------------
