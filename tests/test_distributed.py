@@ -60,7 +60,6 @@ def test_two_ranks_update_as_one_process(one_rank, one_rank_per_group, tmp_path,
         assert max(float((one_rank["state"][k] - token["state"][k]).abs().max()) for k in token["state"]) > 1e-6
     assert one_rank["state"].keys() == two["state"].keys()
     for name, expected in one_rank["state"].items():
-        print(name, float((two["state"][name] - expected).abs().max()))
         torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)
     moved = max(float((one_rank["state"][k] - one_rank["initial"][k]).abs().max()) for k in one_rank["state"])
     assert moved > 1e-4  # the updates did something to compare
@@ -87,7 +86,6 @@ def test_two_machines_update_as_one_process(one_rank, tmp_path):
         assert machine.wait(timeout=300) == 0, machine.stderr.read()[-4000:]
     two = torch.load(tmp_path / "result.pt", weights_only=False)
     for name, expected in one_rank["state"].items():
-        print(name, float((two["state"][name] - expected).abs().max()))
         torch.testing.assert_close(two["state"][name], expected, rtol=0, atol=2e-6, msg=name)
 
 
