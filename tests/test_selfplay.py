@@ -143,7 +143,11 @@ def test_reused_rollouts_and_the_prompt_baseline(play):
     play.config.selfplay.baseline = "prompt"
     result = selfplay_step(play, step=1)
     solver = [s for s in result.trained if s.role is Role.SOLVE]
-    assert len(solver) == 6 + 12  # the batch, and the 4 rollouts of each of the 3 new tasks
+    # the batch, and the 4 rollouts of the new deduction (s = 0.75) and abduction (s = 0.25) tasks;
+    # the induction task's (s = 1, and the batch's answers to it right too) teach nothing: left out
+    assert len(solver) == 6 + 8
+    assert [s.task_type for s in solver[6:]] == [D] * 4 + [A] * 4
+    assert [s.reward for s in solver if s.task_type == N] == [1.0, 1.0]  # the batch's own answers stay
     # GRPO-style: one baseline per solver prompt. The new deduction task's prompt has the batch's
     # answer (right) and its 4 rollouts [1, 1, -0.5, 1]: rewards [1, 1, 1, -0.5, 1], mean 0.7, std 0.6
     group = [s for s in solver if PLUS_ONE in s.group[2]]

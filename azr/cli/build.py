@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _device(name: str) -> str:
-    import re
+    from azr.config import is_device
 
-    if re.fullmatch(r"cpu|cuda(:\d+)?", name) is None:
+    if not is_device(name, auto=False):
         raise UsageError(f"--device {name}: expected cpu, cuda or cuda:N")
     if name != "cpu":
         import torch

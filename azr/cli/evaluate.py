@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> tuple[list[Any], list[int]]:
+    from azr.config import is_device
     from azr.tasks.registry import PAPER
 
     task_types = [name.strip() for name in args.task_types.split(",") if name.strip()]
@@ -132,7 +132,7 @@ def _check(args: argparse.Namespace) -> tuple[list[Any], list[int]]:
         raise UsageError("--limit must be >= 1")
     if not -(2**63) <= args.seed < 2**63:
         raise UsageError("--seed must be a 64-bit integer")
-    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device) is None:
+    if not is_device(args.device):
         raise UsageError(f"--device {args.device!r}: give auto, cpu, cuda or cuda:N")
     out = Path(args.out)
     if out.is_dir() or not _writable(out.parent):

@@ -73,6 +73,12 @@ def choices(kind: type[Enum]) -> tuple[str, ...]:
     return tuple(member.value for member in kind)
 
 
+def is_device(name: str, auto: bool = True) -> bool:
+    """A device name azr accepts: cpu, cuda, cuda:N, and `auto` where one may be guessed (the CLI's
+    --device options and model.device share this one rule)."""
+    return (auto and name == "auto") or re.fullmatch(r"cpu|cuda(:\d+)?", name) is not None
+
+
 @dataclass
 class LoraConfig:
     """Low-rank adapters through PEFT (`pip install 'azr[lora]'`): train a few million parameters
@@ -177,7 +183,9 @@ class SelfPlayConfig:
     """TRR++ statistics: `sample` (the paper) or `token` (the authors' code: token-weighted)."""
     baseline: str = "task_role"
     """`task_role`: TRR++'s six baselines (the paper). `prompt`: GRPO-style, one per prompt, which
-    only applies to responses that share a prompt (the reused N_mc rollouts). Beyond the paper."""
+    only applies to responses that share a prompt (the reused N_mc rollouts); the rollouts of a task
+    whose answers all earned the same reward (solved always or never) carry no signal and are left
+    out of the update, as in DAPO's dynamic sampling. Beyond the paper."""
     reuse_rollouts: bool = False
     """Train the solver on the N_mc rollouts that estimated each proposal's solve rate, too. The
     paper discards them (about 80% of all generated tokens). Beyond the paper. With the embedded
@@ -434,8 +442,7 @@ def check(config: Config) -> None:
         (m.lora.r >= 1 and m.lora.alpha > 0 and 0 <= m.lora.dropout < 1,
          "model.lora: r must be >= 1, alpha > 0, dropout in [0, 1)"),
         (m.dtype in ("float32", "bfloat16", "float16"), "model.dtype must be float32, bfloat16 or float16"),
-        (re.fullmatch(r"auto|cpu|cuda(:\d+)?", m.device) is not None,
-         "model.device must be auto, cpu, cuda or cuda:N"),
+        (is_device(m.device), "model.device must be auto, cpu, cuda or cuda:N"),
     ]  # fmt: skip
     for ok, message in rules:
         if not ok:

@@ -27,7 +27,8 @@ Deviations from the paper and the authors' code, and where each one lives:
 - Options beyond the paper, off unless configured: `selfplay.reuse_rollouts` trains the solver on
   the N_mc rollouts of stage 3 too (the paper discards them, ~80% of the tokens it generates);
   `selfplay.partial_credit` rewards an induction answer with the fraction of hidden pairs it gets;
-  `selfplay.baseline=prompt` uses a per-prompt (GRPO-style) baseline for them;
+  `selfplay.baseline=prompt` uses a per-prompt (GRPO-style) baseline for them, and keeps only
+  the rollouts of tasks solved sometimes (0 < s < 1: the others have advantage 0);
   `selfplay.advantage_stats=token` weighs responses by length (as the authors' code does);
   `optim.scratchpad_weight` weighs the scratchpad of a wrong answer's solver less than its answer.
 - A buffer that is still empty (a model that cannot yet write a valid task of that type) skips
@@ -202,6 +203,16 @@ def selfplay_step(play: SelfPlay, step: int) -> StepResult:
         cfg.advantage_stats,
     )
     trajectories = [_with_advantage(t, a) for t, a in zip(trajectories, advantages, strict=True)]
+    if cfg.reuse_rollouts and cfg.baseline == "prompt":
+        # A prompt whose answers all earned the same reward (a task solved always or never) has
+        # advantage 0 throughout: in a token mean its rollouts would only dilute every other
+        # sequence's gradient, so only tasks solved sometimes (0 < s < 1) keep theirs (DAPO's
+        # dynamic sampling, arXiv:2503.14476, section 3.2). The batch's own answers always stay.
+        rewards = defaultdict(set)
+        for t in trajectories:
+            rewards[t.group].add(t.reward)
+        reused = len(trajectories) - sum(len(task) for task in rollouts)
+        trajectories = trajectories[:reused] + [t for t in trajectories[reused:] if len(rewards[t.group]) > 1]
 
     # 6. UPDATE (each rank on its share; the updater makes it one update)
     update = {}
