@@ -3,8 +3,9 @@
 `Generator` is what the self-play step calls; `generation.backend` chooses the engine behind it
 (`make_generator`), each imported only when chosen:
 
-    transformers      HF `generate`, left padding and a KV cache, prompts grouped by length
-                      (`TransformersGenerator`, here)
+    transformers      a transformers model, left padding and a KV cache, prompts grouped by
+                      length, rows leaving the batch as they stop (`TransformersGenerator`, here;
+                      the loop: azr/engine/decode.py)
     transformers-cb   transformers' continuous batching (azr/engine/continuous.py)
     vllm              a vLLM engine beside the trainer on each rank (azr/engine/vllm.py)
     vllm-server       `vllm serve` on other GPUs, over HTTP (azr/engine/vllm_server.py)
@@ -73,7 +74,8 @@ def make_generator(policy: Policy, config: GenerationConfig) -> Generator:
 
 
 class TransformersGenerator:
-    """HF `generate`: batched by prompt length, left-padded, with a KV cache."""
+    """A transformers model, batched by prompt length, left-padded, with a KV cache; each row leaves
+    its batch as it stops (azr/engine/decode.py)."""
 
     def __init__(self, policy: Policy, config: GenerationConfig) -> None:
         self.policy = policy
@@ -112,17 +114,15 @@ class TransformersGenerator:
         stop_ids: list[int],
         stop_strings: list[str],
     ) -> list[Completion]:
+        from azr.engine.decode import decode
+
         tokenizer = self.policy.tokenizer
         batch = self.policy.batch(prompts, [[] for _ in prompts])
-        settings = generation_settings(sampling, stop_ids, tokenizer.pad_token_id, stop_strings=stop_strings or None)
         with self.policy.compute():
-            output = model.generate(
-                input_ids=batch.input_ids,
-                attention_mask=batch.attention_mask,
-                generation_config=settings,
-                tokenizer=tokenizer if stop_strings else None,
-            )
-        rows = output[:, batch.prompt_width :].tolist()
+            rows = decode(
+                model, batch.input_ids, batch.attention_mask, sampling.temperature, sampling.top_p,
+                sampling.max_new_tokens, stop_ids, stop_strings, tokenizer,
+            )  # fmt: skip
         completions = [
             finish(tokenizer, prompt, row, stop_ids, stop_strings) for prompt, row in zip(prompts, rows, strict=True)
         ]
