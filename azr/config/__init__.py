@@ -124,9 +124,10 @@ class GenerationConfig:
     """How rollouts are sampled."""
 
     backend: str = "transformers"
-    """How completions are sampled (azr.engine.generation). `transformers`: HF `generate`, batched
-    with left padding and a KV cache, on the trained model (with several ranks, on each rank's own
-    copy, refreshed after every update). `transformers-cb`: transformers' continuous batching
+    """How completions are sampled (azr.engine.generation). `transformers`: a KV-cache decoding loop
+    (azr/engine/decode.py) batched with left padding, each row leaving its batch as it stops, on the
+    trained model (with several ranks, on each rank's own copy, refreshed after every update).
+    `transformers-cb`: transformers' continuous batching
     (`generate_batch`, paged attention) on the same model. `vllm`: a vLLM engine on each rank's GPU,
     beside the trainer, its weights pushed from the trainer after every update (`pip install
     'azr[vllm]'`). `vllm-server`: a `vllm serve` on other GPUs (`generation.server_url`), sent the
@@ -295,8 +296,10 @@ class EvalConfig:
     """Validation during training (greedy pass@1): the held-out tasks log as eval/<task type>/pass@1,
     a named benchmark as eval/<name>/<task type>/pass@1."""
 
-    every: int = 10
-    """Evaluate before step 1 and every this many steps; 0: never."""
+    every: int = 20
+    """Evaluate before step 1 and every this many steps; 0: never. (20: the 15 minutes of the
+    default run go to learning, as issue 15 asked; the evaluations never change the training, whose
+    every draw follows from the seed and the step.)"""
     bench: str = ""
     """Comma-separated benchmarks, as for `azr eval --bench`: `heldout` (the embedded model's
     held-out set, the default when empty) or a tasks file in the seed format (at most one of these
