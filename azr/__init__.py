@@ -4,4 +4,4 @@ This module stays import-free: the sandbox worker imports the package with `pyth
 nothing but the standard library.
 """
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"
