@@ -80,10 +80,10 @@ def _device(name: str) -> str:
 
     if not is_device(name, auto=False):
         raise UsageError(f"--device {name}: expected cpu, cuda or cuda:N")
-    if name != "cpu":
-        import torch
+    from azr.engine.policy import PolicyError, resolve_device
 
-        index = int(name.partition(":")[2] or 0)
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            raise UsageError(f"--device {name}: torch sees no such CUDA device here; use --device cpu")
+    try:
+        resolve_device(name)
+    except PolicyError:
+        raise UsageError(f"--device {name}: torch sees no such CUDA device here; use --device cpu") from None
     return name

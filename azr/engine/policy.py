@@ -36,6 +36,8 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise PolicyError(f"model.device={name} but no CUDA device is available: use model.device=cpu")
+    if name.startswith("cuda:") and int(name.partition(":")[2]) >= torch.cuda.device_count():
+        raise PolicyError(f"model.device={name} but torch sees {torch.cuda.device_count()} CUDA devices")
     return torch.device(name)
 
 
