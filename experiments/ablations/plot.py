@@ -7,13 +7,13 @@ tasks and the valid-proposal rate (trailing means over 10 steps).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from table import ARMS, HERE, TYPES, files
 
 from azr.report.plots import curves
+from azr.report.summary import read_metrics
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     for name, *_, where in ARMS:
         path = files(where)[1]
         if path.is_file():
-            runs[name] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            runs[name] = read_metrics(path)
     panels = [(f"held-out {t} pass@1 (in run)", [f"eval/{t}/pass@1"]) for t in TYPES]
     panels += [(f"{t} solver accuracy", [f"solve/{t}/accuracy"], 10) for t in TYPES]
     panels += [(f"valid {t} proposals", [f"propose/{t}/valid_rate"], 10) for t in TYPES]

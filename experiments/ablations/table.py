@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from statistics import mean
 
+from azr.report.summary import read_metrics
+
 HERE = Path(__file__).resolve().parent
 EXPERIMENTS = HERE.parent
 
@@ -53,8 +55,7 @@ def cell(row: dict) -> str:
 
 
 def health(path: Path) -> str:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    steps = [r for r in rows if "time/step" in r]
+    steps = [r for r in read_metrics(path) if "time/step" in r]
 
     def avg(key: str) -> float:
         return mean(r[key] for r in steps if key in r)

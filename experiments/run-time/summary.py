@@ -7,16 +7,17 @@ over the 60 steps), and the in-run held-out pass@1 (step 0 -> last evaluation).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from statistics import mean
+
+from azr.report.summary import read_metrics
 
 TYPES = ("deduction", "abduction", "induction")
 
 
 def summary(path: Path) -> str:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_metrics(path)
     steps = [r for r in rows if "time/step" in r]
     evals = [r for r in rows if "eval/deduction/pass@1" in r]
 
